@@ -1,0 +1,94 @@
+"""Settings of the demo project, which is also the test project.
+
+The database comes from the environment (the README's commands start a throwaway PostgreSQL
+and export these): OMNITENANT_PG_HOST, OMNITENANT_PG_PORT, OMNITENANT_PGUSER,
+OMNITENANT_PGPASSWORD, OMNITENANT_PGDATABASE.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-secret")
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
+ALLOWED_HOSTS = ["*"]  # TenantMiddleware validates hosts itself; unknown ones get 404
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+INSTALLED_APPS = [
+    "omnitenant_async",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.admin",
+    "demo.customers",
+    "demo.notes",
+]
+
+MIDDLEWARE = [
+    "omnitenant_async.middleware.TenantMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+ROOT_URLCONF = "demo.urls"
+ASGI_APPLICATION = "demo.asgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+POOL_MIN = int(os.environ.get("OMNITENANT_POOL_MIN", "2"))
+POOL_MAX = int(os.environ.get("OMNITENANT_POOL_MAX", "16"))
+
+DATABASES = {
+    "default": {
+        "ENGINE": "omnitenant_async.backends.postgresql",
+        "NAME": os.environ.get("OMNITENANT_PGDATABASE", "omnitenant_demo"),
+        "USER": os.environ.get("OMNITENANT_PGUSER", "postgres"),
+        "PASSWORD": os.environ.get("OMNITENANT_PGPASSWORD", ""),
+        "HOST": os.environ.get("OMNITENANT_PG_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("OMNITENANT_PG_PORT", "5432"),
+        "CONN_MAX_AGE": 0,
+        "OPTIONS": {"pool": {"min_size": POOL_MIN, "max_size": POOL_MAX, "timeout": 20}},
+        "TEST": {"NAME": os.environ.get("OMNITENANT_PGDATABASE", "omnitenant_demo")},
+    }
+}
+DATABASE_ROUTERS = ["omnitenant_async.routers.TenantRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+OMNITENANT_CONFIG = {
+    "TENANT_MODEL": "customers.Tenant",
+    "DOMAIN_MODEL": "customers.Domain",
+    "TENANT_RESOLVER": os.environ.get(
+        "OMNITENANT_RESOLVER", "omnitenant_async.resolvers.CustomDomainTenantResolver"
+    ),
+    "PUBLIC_HOST": ["localhost", "127.0.0.1"],
+    "BASE_DOMAIN": "localhost",
+    "SHARED_APPS": ["contenttypes", "auth", "sessions", "admin"],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "django.request": {"handlers": ["console"], "level": "ERROR"},
+        "django.security": {"handlers": ["console"], "level": "CRITICAL"},
+    },
+}

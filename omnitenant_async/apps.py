@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from django.apps import AppConfig, apps
+from django.db.models.signals import post_delete, post_save
+
+
+class OmnitenantAsyncConfig(AppConfig):
+    name = "omnitenant_async"
+    label = "omnitenant_async"
+    verbose_name = "Omnitenant (async)"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)
+        from .conf import get_config
+        from .registry import invalidate_registry
+
+        config = get_config()
+        for label in (config.TENANT_MODEL, config.DOMAIN_MODEL):
+            model = apps.get_model(label)
+            post_save.connect(
+                invalidate_registry, sender=model, dispatch_uid=f"omnitenant-{label}-save"
+            )
+            post_delete.connect(
+                invalidate_registry, sender=model, dispatch_uid=f"omnitenant-{label}-del"
+            )
+        if apps.is_installed("django.contrib.contenttypes"):
+            from . import _contenttypes
+
+            _contenttypes.install()

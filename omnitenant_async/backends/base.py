@@ -1,0 +1,101 @@
+"""What every provisioning backend does, in sync and async twins."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, TextIO
+
+from asgiref.sync import sync_to_async
+from django.core.management import call_command
+
+from ..conf import get_config
+from ..context import TenantState, tenant_context, use_master_db
+from ..signals import tenant_created, tenant_deleted, tenant_migrated
+from ..validators import validate_schema_name
+
+
+class BaseTenantBackend:
+    """Create, migrate and delete one tenant's storage.
+
+    ``create`` makes the storage then migrates it; ``delete`` removes the tenant row and drops
+    the storage only when ``drop=True``. The ``a``-prefixed twins run the same work in a
+    thread (``sync_to_async``), so they can be awaited from async views and consumers.
+    """
+
+    def __init__(self, tenant: Any) -> None:
+        self.tenant = tenant
+
+    # -- to implement -------------------------------------------------------------------------
+    def create_storage(self) -> None:
+        raise NotImplementedError
+
+    def drop_storage(self) -> None:
+        raise NotImplementedError
+
+    def migration_state(self) -> TenantState:
+        """The state migrations run in (e.g. the schema alone on the search_path)."""
+        raise NotImplementedError
+
+    @property
+    def migration_alias(self) -> str:
+        return get_config().MASTER_DB_ALIAS
+
+    # -- operations ---------------------------------------------------------------------------
+    def create(
+        self, run_migrations: bool = True, *, verbosity: int = 0, stdout: TextIO | None = None
+    ) -> None:
+        validate_schema_name(self.tenant.tenant_id)
+        if self.tenant.pk is None:
+            with use_master_db():
+                self.tenant.save()
+        self.create_storage()
+        tenant_created.send(sender=type(self.tenant), tenant=self.tenant)
+        if not run_migrations:
+            return
+        try:
+            self.migrate(verbosity=verbosity, stdout=stdout)
+        except BaseException:
+            self.drop_storage()  # all or nothing: no half-migrated tenant is left behind
+            raise
+
+    def migrate(
+        self,
+        app_label: str | None = None,
+        migration_name: str | None = None,
+        *,
+        verbosity: int = 0,
+        stdout: TextIO | None = None,
+    ) -> None:
+        """Run Django's ``migrate`` inside the tenant (only the tenant's apps are touched)."""
+        args = [a for a in (app_label, migration_name) if a]
+        with tenant_context(self.migration_state()):
+            call_command(
+                "migrate",
+                *args,
+                database=self.migration_alias,
+                interactive=False,
+                verbosity=verbosity,
+                skip_checks=True,
+                stdout=stdout or io.StringIO(),
+            )
+        tenant_migrated.send(sender=type(self.tenant), tenant=self.tenant)
+
+    def delete(self, *, drop: bool = False) -> None:
+        """Delete the tenant row (and its domains); drop its data only when ``drop=True``."""
+        with use_master_db():
+            if self.tenant.pk is not None:
+                type(self.tenant).objects.filter(pk=self.tenant.pk).delete()
+        if drop:
+            self.drop_storage()
+        tenant_deleted.send(sender=type(self.tenant), tenant=self.tenant, dropped=drop)
+
+    async def acreate(self, run_migrations: bool = True, *, verbosity: int = 0) -> None:
+        await sync_to_async(self.create)(run_migrations, verbosity=verbosity)
+
+    async def amigrate(
+        self, app_label: str | None = None, migration_name: str | None = None, *, verbosity: int = 0
+    ) -> None:
+        await sync_to_async(self.migrate)(app_label, migration_name, verbosity=verbosity)
+
+    async def adelete(self, *, drop: bool = False) -> None:
+        await sync_to_async(self.delete)(drop=drop)

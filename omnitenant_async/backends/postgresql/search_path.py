@@ -1,0 +1,126 @@
+"""The conditional ``SET search_path``, tracked on the psycopg connection.
+
+Attributes kept on the psycopg connection object (they survive the pool):
+
+- ``_ot_search_path``: the path the server session has, as far as we know (``None``: unknown).
+- ``_ot_pending``: a ``(path, sql)`` still to be sent in front of the next query.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.db.backends.postgresql import base as pg
+from psycopg import pq, sql
+
+from ...conf import get_config
+from ...context import PUBLIC_SCHEMA, TenantState, get_current_state
+
+Path = tuple[str, ...]
+
+PUBLIC_PATH: Path = (PUBLIC_SCHEMA,)
+
+
+def wanted_path(state: TenantState | None) -> Path:
+    """The search_path for a state; the public schema when no tenant is active.
+
+    Tenant-scoped tables never exist in ``public`` (the router keeps them out), so a query
+    that slips past the router with no tenant fails instead of reading another tenant's rows.
+    """
+    if state is None or state.schema_name == PUBLIC_SCHEMA:
+        return PUBLIC_PATH
+    if not state.include_public:
+        return (state.schema_name,)
+    return (state.schema_name, *get_config().EXTRA_SEARCH_PATHS, PUBLIC_SCHEMA)
+
+
+@functools.lru_cache(maxsize=4096)
+def set_statement(path: Path) -> str:
+    """``SET search_path TO "a", "b"`` with every identifier quoted by psycopg."""
+    query = sql.SQL("SET search_path TO {}").format(sql.SQL(", ").join(map(sql.Identifier, path)))
+    return query.as_string(None)
+
+
+def apply(connection: Any, *, piggyback: bool) -> None:
+    """Make sure the next statement on ``connection`` runs with the current tenant's path."""
+    path = wanted_path(get_current_state())
+    if getattr(connection, "_ot_search_path", None) == path:
+        connection._ot_pending = None
+        return
+    connection._ot_pending = None
+    if connection.info.transaction_status == pq.TransactionStatus.INERROR:
+        return  # only ROLLBACK can run now; the rollback hook then forgets the path
+    statement = set_statement(path)
+    if (
+        piggyback
+        and connection.cursor_factory is PiggybackCursor
+        and get_config().PIGGYBACK_SEARCH_PATH
+    ):
+        connection._ot_pending = (path, statement)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(statement)
+    connection._ot_search_path = path
+
+
+def forget(connection: Any) -> None:
+    if connection is not None:
+        connection._ot_search_path = None
+        connection._ot_pending = None
+
+
+def release(connection: Any) -> None:
+    """Before a connection goes back to the pool: drop what a rollback there would undo."""
+    if connection is None:
+        return
+    connection._ot_pending = None
+    if connection.info.transaction_status != pq.TransactionStatus.IDLE:
+        connection._ot_search_path = None
+
+
+def flush(connection: Any) -> None:
+    """Send a pending SET on its own (for calls that cannot carry it in front of a query)."""
+    pending = getattr(connection, "_ot_pending", None)
+    if pending is None:
+        return
+    connection._ot_pending = None
+    with connection.cursor() as cursor:
+        cursor.execute(pending[1])
+    connection._ot_search_path = pending[0]
+
+
+_DjangoCursor: Any = pg.Cursor
+
+
+class PiggybackCursor(_DjangoCursor):
+    """Django's client-side-binding cursor that sends a pending SET with the next query.
+
+    ``SET ...; <query>`` goes as one message; ``nextset()`` then moves to the query's result.
+    The path is recorded only after success: a failed message is one implicit transaction,
+    so its SET is undone too.
+    """
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        conn = self.connection
+        pending = getattr(conn, "_ot_pending", None)
+        if pending is None or not isinstance(query, str) or kwargs:
+            flush(conn)
+            return super().execute(query, params, **kwargs)
+        conn._ot_pending = None
+        result = super().execute(f"{pending[1]}; {query}", params)
+        self.nextset()
+        conn._ot_search_path = pending[0]
+        return result
+
+    def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:
+        flush(self.connection)
+        return super().executemany(query, params_seq, **kwargs)
+
+    def copy(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        flush(self.connection)
+        return super().copy(statement, *args, **kwargs)
+
+    def stream(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        flush(self.connection)
+        return super().stream(query, *args, **kwargs)

@@ -1,0 +1,61 @@
+"""Schema-per-tenant provisioning on the master database."""
+
+from __future__ import annotations
+
+from django.db import DatabaseError, connections
+from psycopg import errors, sql
+
+from ..context import TenantState, use_master_db
+from ..exceptions import TenantAlreadyExists, TenantProvisioningError
+from ..validators import validate_schema_name
+from .base import BaseTenantBackend
+
+
+class SchemaTenantBackend(BaseTenantBackend):
+    @property
+    def schema_name(self) -> str:
+        return str(self.tenant.tenant_id)
+
+    def migration_state(self) -> TenantState:
+        # Only the tenant's schema on the path: Django's migration recorder must see the
+        # tenant's django_migrations table, never public's.
+        return TenantState(
+            self.schema_name, schema_name=self.schema_name, include_public=False, tenant=self.tenant
+        )
+
+    def _execute(self, statement: sql.Composable) -> None:
+        connection = connections[self.migration_alias]
+        with use_master_db(), connection.cursor() as cursor:
+            cursor.execute(statement.as_string(cursor.cursor.connection))
+
+    def create_storage(self) -> None:
+        validate_schema_name(self.schema_name)
+        try:
+            self._execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema_name)))
+        except DatabaseError as err:
+            if isinstance(err.__cause__, errors.DuplicateSchema):
+                raise TenantAlreadyExists(
+                    f"Schema {self.schema_name!r} already exists. Delete it with "
+                    f"get_tenant_backend(tenant).delete(drop=True), or pick another tenant_id."
+                ) from err
+            raise TenantProvisioningError(
+                f"Could not create schema {self.schema_name!r}: {err}. The database role needs "
+                "the CREATE privilege on the database."
+            ) from err
+
+    def drop_storage(self) -> None:
+        validate_schema_name(self.schema_name)
+        try:
+            self._execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema_name))
+            )
+        except DatabaseError as err:
+            raise TenantProvisioningError(
+                f"Could not drop schema {self.schema_name!r}: {err}"
+            ) from err
+
+    def exists(self) -> bool:
+        connection = connections[self.migration_alias]
+        with use_master_db(), connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [self.schema_name])
+            return cursor.fetchone() is not None

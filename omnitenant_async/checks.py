@@ -1,0 +1,135 @@
+"""System checks (``manage.py check``); ids ``omnitenant.E00x`` (errors) / ``W00x`` (warnings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+ENGINES = ("omnitenant_async.backends.postgresql",)
+ROUTER = "omnitenant_async.routers.TenantRouter"
+MIDDLEWARE = "omnitenant_async.middleware.TenantMiddleware"
+
+
+@checks.register()
+def check_config(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from .conf import get_config
+    from .models import BaseDomain, BaseTenant
+    from .resolvers import get_resolver
+
+    try:
+        config = get_config()
+    except ImproperlyConfigured as err:
+        return [checks.Error(str(err), id="omnitenant.E001")]
+    errors: list[checks.CheckMessage] = []
+    for key, base in (("TENANT_MODEL", BaseTenant), ("DOMAIN_MODEL", BaseDomain)):
+        label = getattr(config, key)
+        try:
+            model = apps.get_model(label)
+        except (LookupError, ValueError):
+            errors.append(
+                checks.Error(
+                    f"OMNITENANT_CONFIG[{key!r}] refers to {label!r}, which is not installed.",
+                    hint="Add its app to INSTALLED_APPS or fix the 'app_label.ModelName' string.",
+                    id="omnitenant.E002",
+                )
+            )
+            continue
+        if not issubclass(model, base):
+            errors.append(
+                checks.Error(
+                    f"{label} must subclass omnitenant_async.models.{base.__name__}.",
+                    id="omnitenant.E002",
+                )
+            )
+    try:
+        get_resolver()
+    except ImproperlyConfigured as err:
+        errors.append(checks.Error(str(err), id="omnitenant.E006"))
+    return errors
+
+
+@checks.register()
+def check_router_and_middleware(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    routers = [
+        r if isinstance(r, str) else f"{type(r).__module__}.{type(r).__name__}"
+        for r in settings.DATABASE_ROUTERS
+    ]
+    if ROUTER not in routers:
+        messages.append(
+            checks.Error(
+                f"{ROUTER} is not in DATABASE_ROUTERS.",
+                hint="Without it tenant-scoped models are not kept out of the public schema.",
+                id="omnitenant.E003",
+            )
+        )
+    middleware = list(settings.MIDDLEWARE)
+    if MIDDLEWARE not in middleware:
+        messages.append(
+            checks.Warning(
+                f"{MIDDLEWARE} is not in MIDDLEWARE; requests will run with no tenant.",
+                id="omnitenant.W001",
+            )
+        )
+    elif middleware[0] != MIDDLEWARE:
+        messages.append(
+            checks.Warning(
+                f"{MIDDLEWARE} should be first in MIDDLEWARE.",
+                hint="Middleware above it (sessions, auth) would run outside the tenant.",
+                id="omnitenant.W001",
+            )
+        )
+    return messages
+
+
+@checks.register(checks.Tags.database)
+def check_databases(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from .conf import get_config
+
+    try:
+        master = get_config().MASTER_DB_ALIAS
+    except ImproperlyConfigured:
+        return []  # reported by check_config
+    messages: list[checks.CheckMessage] = []
+    db = settings.DATABASES.get(master)
+    if db is None:
+        return [
+            checks.Error(f"MASTER_DB_ALIAS {master!r} is not in DATABASES.", id="omnitenant.E004")
+        ]
+    if db.get("ENGINE") not in ENGINES:
+        messages.append(
+            checks.Error(
+                f"DATABASES[{master!r}]['ENGINE'] is {db.get('ENGINE')!r}.",
+                hint="Set it to 'omnitenant_async.backends.postgresql' for schema tenants.",
+                id="omnitenant.E004",
+            )
+        )
+    for alias, conf in settings.DATABASES.items():
+        if not str(conf.get("ENGINE", "")).startswith("omnitenant_async."):
+            continue
+        if conf.get("CONN_MAX_AGE", 0) != 0:
+            messages.append(
+                checks.Error(
+                    f"DATABASES[{alias!r}]['CONN_MAX_AGE'] must be 0.",
+                    hint="Under ASGI every request has its own thread: persistent connections "
+                    "are orphaned. Use the pool (OPTIONS['pool']) instead.",
+                    id="omnitenant.E005",
+                )
+            )
+        options = conf.get("OPTIONS") or {}
+        if not (isinstance(options, dict) and options.get("pool")):
+            messages.append(
+                checks.Warning(
+                    f"DATABASES[{alias!r}] does not use Django's connection pool.",
+                    hint="Set OPTIONS['pool'] = {'min_size': ..., 'max_size': ...}; each request "
+                    "otherwise opens a new connection.",
+                    id="omnitenant.W002",
+                )
+            )
+    return messages

@@ -1,0 +1,109 @@
+"""The ``OMNITENANT_CONFIG`` settings dict, read lazily and re-read when tests override it."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+DEFAULT_SHARED_APPS = ("contenttypes", "auth", "sessions", "admin")
+
+
+@dataclass(frozen=True)
+class Config:
+    TENANT_MODEL: str
+    DOMAIN_MODEL: str
+    TENANT_RESOLVER: str = "omnitenant_async.resolvers.CustomDomainTenantResolver"
+    # Hosts served by the public schema / master database (no tenant).
+    PUBLIC_HOST: tuple[str, ...] = ()
+    # Parent domain for SubdomainTenantResolver; defaults to the first PUBLIC_HOST.
+    BASE_DOMAIN: str | None = None
+    TENANT_HEADER: str = "X-Tenant-ID"
+    PATH_PREFIX: str = "t"
+    # Query-string parameter read by the Channels middleware (None: not used).
+    QUERY_PARAM: str | None = None
+    MASTER_DB_ALIAS: str = "default"
+    # App labels living only in the master database's public schema.
+    MASTER_APPS: tuple[str, ...] = ()
+    # App labels migrated in public *and* in every tenant; the tenant's copy wins.
+    SHARED_APPS: tuple[str, ...] = DEFAULT_SHARED_APPS
+    # Schemas appended to every tenant's search_path after its own (public is always last).
+    EXTRA_SEARCH_PATHS: tuple[str, ...] = ()
+    TEMPLATE_SCHEMA: str | None = None
+    # Send ``SET search_path`` in the same message as the next query (no extra round trip).
+    PIGGYBACK_SEARCH_PATH: bool = True
+    REGISTRY_TTL: float = 60.0
+    REGISTRY_NEGATIVE_TTL: float = 5.0
+    REGISTRY_MAX_NEGATIVE: int = 1024
+    MIGRATION_THREADS: int = 4
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base_domain(self) -> str | None:
+        return self.BASE_DOMAIN or (self.PUBLIC_HOST[0] if self.PUBLIC_HOST else None)
+
+    @property
+    def master_apps(self) -> frozenset[str]:
+        """``MASTER_APPS`` plus the apps of the tenant and domain models and our own."""
+        labels = {self.TENANT_MODEL.partition(".")[0], self.DOMAIN_MODEL.partition(".")[0]}
+        return frozenset(self.MASTER_APPS) | labels | {"omnitenant_async"}
+
+
+_TUPLE_KEYS = ("PUBLIC_HOST", "MASTER_APPS", "SHARED_APPS", "EXTRA_SEARCH_PATHS")
+
+
+def _as_tuple(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ImproperlyConfigured(
+        f"OMNITENANT_CONFIG[{key!r}] has value {value!r}; it must be a string or a list of strings."
+    )
+
+
+@functools.cache
+def get_config() -> Config:
+    """Return the validated configuration; raise ``ImproperlyConfigured`` naming the bad key."""
+    raw = getattr(settings, "OMNITENANT_CONFIG", None)
+    if not isinstance(raw, dict):
+        raise ImproperlyConfigured(
+            "Set OMNITENANT_CONFIG in your settings to a dict with at least 'TENANT_MODEL' and "
+            "'DOMAIN_MODEL' (e.g. {'TENANT_MODEL': 'customers.Tenant', ...})."
+        )
+    known = set(Config.__dataclass_fields__) - {"extra"}
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            extra[key] = value
+        elif key in _TUPLE_KEYS:
+            values[key] = _as_tuple(key, value)
+        else:
+            values[key] = value
+    for key in ("TENANT_MODEL", "DOMAIN_MODEL"):
+        model = values.get(key)
+        if not isinstance(model, str) or model.count(".") != 1:
+            raise ImproperlyConfigured(
+                f"OMNITENANT_CONFIG[{key!r}] must be an 'app_label.ModelName' string, "
+                f"got {model!r}."
+            )
+    values["PUBLIC_HOST"] = tuple(h.lower() for h in values.get("PUBLIC_HOST", ()))
+    return Config(**values, extra=extra)
+
+
+@receiver(setting_changed)
+def _reset_config(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("OMNITENANT_CONFIG", "DATABASES"):
+        get_config.cache_clear()
+        from .registry import registry
+
+        registry.clear()
+        from .routers import clear_scope_cache
+
+        clear_scope_cache()

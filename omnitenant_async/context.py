@@ -1,0 +1,226 @@
+"""The current tenant: one ``ContextVar`` and the context managers that set it.
+
+The tenant lives here and nowhere else (not on ``django.db.connection``, not on settings), so it
+follows the work through ``await``, ``sync_to_async``/``async_to_sync`` (asgiref copies context
+both ways), ``database_sync_to_async`` and ``asyncio.to_thread``. Activation only sets the
+variable with a token and resets it, so it never does I/O and nests exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from .exceptions import NoTenantActive
+from .isolation import IsolationType
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+PUBLIC_SCHEMA = "public"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantState:
+    """Everything the engine, router and caches need to act for one tenant; immutable."""
+
+    tenant_id: str | None
+    isolation_type: IsolationType = IsolationType.SCHEMA
+    schema_name: str = PUBLIC_SCHEMA
+    # Database tenants: key of the tenant's database and its connection settings.
+    database: str | None = None
+    db_settings: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
+    # Public schema appended to the search_path (off while migrating a tenant schema).
+    include_public: bool = True
+    tenant: Any = field(default=None, compare=False, hash=False, repr=False)
+
+    @classmethod
+    def from_tenant(cls, tenant: Any) -> TenantState:
+        """Build the state of a tenant model instance (a ``BaseTenant`` subclass)."""
+        isolation = IsolationType(tenant.isolation_type)
+        if isolation == IsolationType.DATABASE:
+            from .backends.database_settings import database_state_kwargs
+
+            return cls(tenant.tenant_id, isolation, tenant=tenant, **database_state_kwargs(tenant))
+        return cls(tenant.tenant_id, isolation, schema_name=tenant.tenant_id, tenant=tenant)
+
+    @property
+    def is_public(self) -> bool:
+        """True for the public schema of the master database (no tenant)."""
+        return self.schema_name == PUBLIC_SCHEMA and self.database is None
+
+    @property
+    def cache_prefix(self) -> str:
+        if self.tenant_id is not None:
+            return f"t.{self.tenant_id}"
+        if self.database is not None:
+            return f"d.{self.database}"
+        return f"s.{self.schema_name}"
+
+
+PUBLIC = TenantState(tenant_id=None)
+
+_current: contextvars.ContextVar[TenantState | None] = contextvars.ContextVar(
+    "omnitenant_async.current", default=None
+)
+
+
+def get_current_state() -> TenantState | None:
+    """The active :class:`TenantState`, or ``None`` when nothing is active."""
+    return _current.get()
+
+
+def require_state() -> TenantState:
+    """The active :class:`TenantState`; raise :class:`NoTenantActive` when there is none."""
+    state = _current.get()
+    if state is None:
+        raise NoTenantActive(
+            "No tenant is active. Serve the request through TenantMiddleware, or wrap the code "
+            "in `with tenant_context(tenant):` (or `use_master_db()` for master data)."
+        )
+    return state
+
+
+def get_current_tenant() -> Any:
+    """The active tenant model instance, or ``None`` (no tenant, or the public schema)."""
+    state = _current.get()
+    return state.tenant if state is not None else None
+
+
+def _as_state(tenant: Any) -> TenantState | None:
+    if tenant is None or isinstance(tenant, TenantState):
+        return tenant
+    if not hasattr(tenant, "tenant_id") or not hasattr(tenant, "isolation_type"):
+        raise TypeError(
+            f"tenant_context() needs a tenant model instance, a TenantState or None, "
+            f"not {tenant!r}."
+        )
+    return TenantState.from_tenant(tenant)
+
+
+class tenant_context:
+    """Activate a tenant for a block: ``with tenant_context(t):`` or ``async with``.
+
+    Nesting restores the previous tenant exactly. ``None`` deactivates (no tenant), so
+    tenant-scoped queries fail closed inside the block.
+    """
+
+    __slots__ = ("_state", "_tokens")
+
+    def __init__(self, tenant: Any) -> None:
+        self._state = _as_state(tenant)
+        self._tokens: list[contextvars.Token[TenantState | None]] = []
+
+    @property
+    def state(self) -> TenantState | None:
+        return self._state
+
+    def __enter__(self) -> Any:
+        self._tokens.append(_current.set(self._state))
+        return self._state.tenant if self._state is not None else None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _current.reset(self._tokens.pop())
+
+    async def __aenter__(self) -> Any:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        """Use as a decorator on a sync or async function."""
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_inner(*args: P.args, **kwargs: P.kwargs) -> Any:
+                with tenant_context(self._state):
+                    return await func(*args, **kwargs)
+
+            return async_inner  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+            with tenant_context(self._state):
+                return func(*args, **kwargs)
+
+        return inner
+
+
+def use_tenant(tenant: Any) -> tenant_context:
+    """Alias of :class:`tenant_context` (django-omnitenant's name)."""
+    return tenant_context(tenant)
+
+
+def use_public_schema() -> tenant_context:
+    """Run in the public schema of the master database: master and shared models only."""
+    return tenant_context(PUBLIC)
+
+
+def use_master_db() -> tenant_context:
+    """Run against the master database (its public schema). Same as :func:`use_public_schema`."""
+    return tenant_context(PUBLIC)
+
+
+def use_schema(schema_name: str, *, include_public: bool = True) -> tenant_context:
+    """Run in an explicit schema of the master database, without a tenant row."""
+    from .validators import validate_tenant_id
+
+    if schema_name != PUBLIC_SCHEMA:
+        validate_tenant_id(schema_name)
+    return tenant_context(
+        TenantState(tenant_id=None, schema_name=schema_name, include_public=include_public)
+    )
+
+
+def bind_context[**P, R](func: Callable[P, R]) -> Callable[P, R]:
+    """Wrap ``func`` to run in a copy of the *current* context, wherever it is called.
+
+    ``loop.run_in_executor`` and ``ThreadPoolExecutor.submit`` carry no context: pass them
+    ``bind_context(fn)`` so the tenant goes along.
+    """
+    ctx = contextvars.copy_context()
+
+    @functools.wraps(func)
+    def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+        return ctx.run(func, *args, **kwargs)
+
+    return inner
+
+
+def spawn[R](coro: Coroutine[Any, Any, R], *, tenant: Any) -> asyncio.Task[R]:
+    """Start a task in a fresh context holding only ``tenant`` (explicit, may be ``None``).
+
+    A task created with ``asyncio.create_task`` keeps whatever tenant was active when it was
+    created - for a task started lazily by one request, that request's tenant forever.
+    """
+    ctx = contextvars.Context()
+    ctx.run(_current.set, _as_state(tenant))
+    return asyncio.get_running_loop().create_task(coro, context=ctx)
+
+
+class TenantContext:
+    """django-omnitenant's facade, delegating to the functions of this module."""
+
+    get_tenant = staticmethod(get_current_tenant)
+    get_state = staticmethod(get_current_state)
+    use_tenant = staticmethod(use_tenant)
+    use_master_db = staticmethod(use_master_db)
+    use_schema = staticmethod(use_schema)
+    use_public_schema = staticmethod(use_public_schema)

@@ -1,0 +1,125 @@
+"""Cached lookup of tenants by domain and by id, so a warm request makes no query.
+
+Entries expire after ``REGISTRY_TTL`` seconds (other processes converge within that time) and
+the whole cache is dropped when a tenant or domain row is saved or deleted in this process.
+Unknown keys are remembered briefly, in a bounded LRU, so a flood of bogus hosts costs one query
+per host per ``REGISTRY_NEGATIVE_TTL`` at most.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.apps import apps
+
+from .conf import get_config
+from .context import PUBLIC, TenantState, use_public_schema
+from .exceptions import DomainNotFound, TenantNotFound
+
+
+def get_tenant_model() -> Any:
+    """The concrete tenant model named by ``OMNITENANT_CONFIG['TENANT_MODEL']``."""
+    return apps.get_model(get_config().TENANT_MODEL, require_ready=False)
+
+
+def get_domain_model() -> Any:
+    """The concrete domain model named by ``OMNITENANT_CONFIG['DOMAIN_MODEL']``."""
+    return apps.get_model(get_config().DOMAIN_MODEL, require_ready=False)
+
+
+class TenantRegistry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._found: dict[tuple[str, str], tuple[TenantState, float]] = {}
+        self._missing: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._generation = 0
+        self.loads = 0  # database lookups made; read by tests and benchmarks
+
+    def clear(self) -> None:
+        with self._lock:
+            self._found.clear()
+            self._missing.clear()
+            self._generation += 1
+
+    def _cached(self, key: tuple[str, str]) -> TenantState | None:
+        """The cached state, or ``None`` on a miss; raise when the key is known to be unknown."""
+        now = time.monotonic()
+        hit = self._found.get(key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        expires = self._missing.get(key)
+        if expires is not None and expires > now:
+            raise DomainNotFound(key[1]) if key[0] == "domain" else TenantNotFound(*key)
+        return None
+
+    def _store(self, key: tuple[str, str], state: TenantState | None, generation: int) -> None:
+        config = get_config()
+        with self._lock:
+            if generation != self._generation:  # invalidated while we were loading
+                return
+            if state is not None:
+                self._found[key] = (state, time.monotonic() + config.REGISTRY_TTL)
+                self._missing.pop(key, None)
+                return
+            self._missing[key] = time.monotonic() + config.REGISTRY_NEGATIVE_TTL
+            self._missing.move_to_end(key)
+            while len(self._missing) > config.REGISTRY_MAX_NEGATIVE:
+                self._missing.popitem(last=False)
+
+    def _load(self, key: tuple[str, str]) -> TenantState:
+        generation = self._generation
+        self.loads += 1
+        kind, value = key
+        with use_public_schema():
+            if kind == "domain":
+                row = (
+                    get_domain_model().objects.select_related("tenant").filter(domain=value).first()
+                )
+                tenant = row.tenant if row is not None else None
+            else:
+                tenant = get_tenant_model().objects.filter(tenant_id=value).first()
+        state = TenantState.from_tenant(tenant) if tenant is not None else None
+        self._store(key, state, generation)
+        if state is None:
+            raise DomainNotFound(value) if kind == "domain" else TenantNotFound(kind, value)
+        return state
+
+    def get(self, kind: str, value: str) -> TenantState:
+        key = (kind, value)
+        return self._cached(key) or self._load(key)
+
+    async def aget(self, kind: str, value: str) -> TenantState:
+        key = (kind, value)
+        return self._cached(key) or await sync_to_async(self._load)(key)
+
+    def get_by_domain(self, host: str) -> TenantState:
+        """The state for a host; the public state for ``PUBLIC_HOST``. Raises ``DomainNotFound``."""
+        if host in get_config().PUBLIC_HOST:
+            return PUBLIC
+        return self.get("domain", host)
+
+    async def aget_by_domain(self, host: str) -> TenantState:
+        if host in get_config().PUBLIC_HOST:
+            return PUBLIC
+        return await self.aget("domain", host)
+
+    def get_by_tenant_id(self, tenant_id: str) -> TenantState:
+        return self.get("tenant_id", tenant_id)
+
+    async def aget_by_tenant_id(self, tenant_id: str) -> TenantState:
+        return await self.aget("tenant_id", tenant_id)
+
+
+registry = TenantRegistry()
+
+
+def invalidate_registry(**kwargs: Any) -> None:
+    """Signal receiver: drop the cache now, and again once the transaction commits."""
+    from django.db import transaction
+
+    registry.clear()
+    transaction.on_commit(registry.clear, using=get_config().MASTER_DB_ALIAS)

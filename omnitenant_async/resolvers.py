@@ -1,0 +1,246 @@
+"""Find the tenant of a connection from its host, subdomain, header or path.
+
+Resolvers read a neutral :class:`RequestInfo`, built from a Django ``HttpRequest`` or from an
+ASGI scope, so HTTP and WebSocket connections share them. Parsing is pure and cheap; the lookup
+goes through the cached :mod:`registry`, so a warm request makes no query. Resolvers raise
+:class:`~omnitenant_async.exceptions.TenantNotFound` (answered 404) or
+:class:`~omnitenant_async.exceptions.InvalidTenantInput` (answered 400).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest
+from django.utils.module_loading import import_string
+
+from .conf import get_config
+from .context import PUBLIC, TenantState
+from .exceptions import InvalidTenantInput, TenantNotFound
+from .registry import registry
+from .validators import HOSTNAME_RE, is_dns_label
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """What a resolver may look at: host (as sent), path, lower-case headers, query string."""
+
+    host: str
+    path: str = "/"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query_string: str = ""
+
+    @classmethod
+    def from_request(cls, request: HttpRequest) -> RequestInfo:
+        meta = request.META
+        return cls(
+            host=meta.get("HTTP_HOST") or meta.get("SERVER_NAME", ""),
+            path=request.path_info,
+            headers=request.headers,
+            query_string=meta.get("QUERY_STRING", ""),
+        )
+
+    @classmethod
+    def from_scope(cls, scope: Mapping[str, Any]) -> RequestInfo:
+        """Build from an ASGI ``http`` or ``websocket`` scope."""
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope.get("headers", ())
+        }
+        host = headers.get("host")
+        if host is None and scope.get("server"):
+            host = str(scope["server"][0])
+        qs = scope.get("query_string", b"")
+        return cls(
+            host=host or "",
+            path=scope.get("path", "/"),
+            headers=headers,
+            query_string=qs.decode("latin-1") if isinstance(qs, bytes) else str(qs),
+        )
+
+    def header(self, name: str) -> str | None:
+        value = self.headers.get(name)
+        if value is None:
+            value = self.headers.get(name.lower())
+        return value
+
+    def query_param(self, name: str) -> str | None:
+        values = parse_qs(self.query_string, max_num_fields=50).get(name)
+        return values[0] if values else None
+
+
+def parse_host(raw: str) -> str:
+    """Lower-case host without port or trailing dot; raise ``InvalidTenantInput`` if malformed."""
+    if not raw:
+        raise InvalidTenantInput("The request has no Host header.")
+    if len(raw) > 261 or not raw.isascii() or not raw.isprintable():
+        raise InvalidTenantInput("The Host header is not a valid host name.")
+    host = raw.lower()
+    if host.startswith("["):  # IPv6 literal, never a tenant domain but may be PUBLIC_HOST
+        end = host.find("]")
+        if end == -1 or (host[end + 1 :] and not _is_port(host[end + 2 :], host[end + 1])):
+            raise InvalidTenantInput("The Host header is not a valid host name.")
+        return host[: end + 1]
+    name, sep, port = host.rpartition(":")
+    if not sep:
+        name = host
+    elif not _is_port(port, ":"):
+        raise InvalidTenantInput("The Host header has an invalid port.")
+    name = name.removesuffix(".")
+    if not HOSTNAME_RE.match(name):
+        raise InvalidTenantInput("The Host header is not a valid host name.")
+    return name
+
+
+def _is_port(port: str, sep: str) -> bool:
+    return sep == ":" and port.isdigit() and 0 < len(port) <= 5 and int(port) <= 65535
+
+
+class BaseTenantResolver:
+    """Turn a :class:`RequestInfo` into a :class:`TenantState`.
+
+    Subclasses usually override :meth:`get_reference` only: it returns a domain (``"domain"``,
+    host) or tenant id (``"tenant_id"``, id) reference, or ``None`` for the public schema.
+    Override :meth:`resolve`/:meth:`aresolve` together for a lookup of your own.
+    """
+
+    #: Request headers the tenant depends on; the middleware adds them to ``Vary``.
+    vary_on: tuple[str, ...] = ()
+
+    def get_reference(self, request: RequestInfo) -> tuple[str, str] | None:
+        raise NotImplementedError("BaseTenantResolver subclasses must define get_reference().")
+
+    def resolve(self, request: RequestInfo) -> TenantState:
+        ref = self.get_reference(request)
+        if ref is None:
+            return PUBLIC
+        if ref[0] == "domain":
+            return registry.get_by_domain(ref[1])
+        return registry.get(*ref)
+
+    async def aresolve(self, request: RequestInfo) -> TenantState:
+        ref = self.get_reference(request)
+        if ref is None:
+            return PUBLIC
+        if ref[0] == "domain":
+            return await registry.aget_by_domain(ref[1])
+        return await registry.aget(*ref)
+
+    def path_prefix(self, request: RequestInfo) -> str:
+        """The leading part of the path that named the tenant (stripped before URL routing)."""
+        return ""
+
+    def is_public_host(self, request: RequestInfo) -> bool:
+        return parse_host(request.host) in get_config().PUBLIC_HOST
+
+
+def _tenant_id_ref(value: str, source: str) -> tuple[str, str]:
+    if not is_dns_label(value):
+        raise InvalidTenantInput(f"The {source} does not hold a valid tenant id.")
+    return ("tenant_id", value)
+
+
+class CustomDomainTenantResolver(BaseTenantResolver):
+    """The host is looked up in the domain table (several domains per tenant)."""
+
+    def get_reference(self, request: RequestInfo) -> tuple[str, str] | None:
+        return ("domain", parse_host(request.host))
+
+
+class SubdomainTenantResolver(BaseTenantResolver):
+    """``<tenant_id>.<BASE_DOMAIN>``; the base domain itself and ``www.`` serve public."""
+
+    def get_reference(self, request: RequestInfo) -> tuple[str, str] | None:
+        host = parse_host(request.host)
+        base = get_config().base_domain
+        if base is None:
+            raise ImproperlyConfigured(
+                "SubdomainTenantResolver needs OMNITENANT_CONFIG['BASE_DOMAIN'] (or PUBLIC_HOST)."
+            )
+        host = host.removeprefix("www.")
+        if host == base or host in get_config().PUBLIC_HOST:
+            return None
+        label, dot, rest = host.partition(".")
+        if not dot or rest != base:
+            raise TenantNotFound("host", host)
+        return _tenant_id_ref(label, "subdomain")
+
+
+class HeaderTenantResolver(BaseTenantResolver):
+    """The ``X-Tenant-ID`` header (``TENANT_HEADER``) names the tenant; responses vary on it."""
+
+    @property
+    def vary_on(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (get_config().TENANT_HEADER,)
+
+    def get_reference(self, request: RequestInfo) -> tuple[str, str] | None:
+        name = get_config().TENANT_HEADER
+        value = request.header(name)
+        if value is None:
+            if self.is_public_host(request):
+                return None
+            raise InvalidTenantInput(f"The {name} header is required.")
+        return _tenant_id_ref(value.strip(), f"{name} header")
+
+
+class PathTenantResolver(BaseTenantResolver):
+    """``/t/<tenant_id>/...`` (``PATH_PREFIX``); the prefix is stripped before URL routing.
+
+    Paths outside the prefix are served by the public schema.
+    """
+
+    def _segments(self, path: str) -> tuple[str, str] | None:
+        head = f"/{get_config().PATH_PREFIX}/"
+        if not path.startswith(head):
+            return None
+        tenant_id, _, _ = path[len(head) :].partition("/")
+        return head, tenant_id
+
+    def get_reference(self, request: RequestInfo) -> tuple[str, str] | None:
+        parse_host(request.host)  # a malformed host is refused in every mode
+        found = self._segments(request.path)
+        if found is None:
+            return None
+        return _tenant_id_ref(found[1], "path")
+
+    def path_prefix(self, request: RequestInfo) -> str:
+        found = self._segments(request.path)
+        return f"{found[0]}{found[1]}" if found else ""
+
+
+class QueryParamTenantResolver(BaseTenantResolver):
+    """``?tenant=<tenant_id>`` (``QUERY_PARAM``), for WebSocket clients that cannot set headers."""
+
+    def get_reference(self, request: RequestInfo) -> tuple[str, str] | None:
+        name = get_config().QUERY_PARAM or "tenant"
+        value = request.query_param(name)
+        if value is None:
+            if self.is_public_host(request):
+                return None
+            raise InvalidTenantInput(f"The {name!r} query parameter is required.")
+        return _tenant_id_ref(value, f"{name!r} query parameter")
+
+
+@functools.cache
+def _load_resolver(path: str) -> BaseTenantResolver:
+    try:
+        cls = import_string(path)
+    except ImportError as err:
+        raise ImproperlyConfigured(
+            f"OMNITENANT_CONFIG['TENANT_RESOLVER'] = {path!r} cannot be imported: {err}"
+        ) from err
+    if not (isinstance(cls, type) and issubclass(cls, BaseTenantResolver)):
+        raise ImproperlyConfigured(
+            f"OMNITENANT_CONFIG['TENANT_RESOLVER'] = {path!r} is not a BaseTenantResolver subclass."
+        )
+    return cls()
+
+
+def get_resolver(path: str | None = None) -> BaseTenantResolver:
+    """The configured resolver (one shared, stateless instance per dotted path)."""
+    return _load_resolver(path or get_config().TENANT_RESOLVER)

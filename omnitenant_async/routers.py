@@ -1,0 +1,93 @@
+"""Database router: which models live where, and failing closed when no tenant is active.
+
+Every app is one of three scopes (``OMNITENANT_CONFIG``):
+
+- master (``MASTER_APPS``, plus the tenant and domain models' apps): only in the master
+  database's public schema, reachable whatever tenant is active;
+- shared (``SHARED_APPS``): migrated in public *and* in every tenant; the tenant's copy is used
+  while a tenant is active;
+- tenant (every other app): only in tenant schemas/databases; querying one with no tenant
+  active raises :class:`~omnitenant_async.exceptions.NoTenantActive`.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from typing import Any
+
+from django.db import models
+
+from .conf import get_config
+from .context import get_current_state
+from .exceptions import NoTenantActive
+
+
+class Scope(enum.Enum):
+    MASTER = "master"
+    SHARED = "shared"
+    TENANT = "tenant"
+
+
+@functools.cache
+def scope_of_app(app_label: str) -> Scope:
+    config = get_config()
+    if app_label in config.master_apps:
+        return Scope.MASTER
+    if app_label in config.SHARED_APPS:
+        return Scope.SHARED
+    return Scope.TENANT
+
+
+def clear_scope_cache() -> None:
+    scope_of_app.cache_clear()
+
+
+def scope_of(model: type[models.Model]) -> Scope:
+    return scope_of_app(model._meta.app_label)
+
+
+class TenantRouter:
+    """Add to ``DATABASE_ROUTERS``; it must come before routers that answer for every model."""
+
+    def _db_for(self, model: type[models.Model]) -> str | None:
+        scope = scope_of(model)
+        config = get_config()
+        if scope is Scope.MASTER:
+            return config.MASTER_DB_ALIAS
+        state = get_current_state()
+        if state is None or state.is_public:
+            if scope is Scope.TENANT:
+                raise NoTenantActive(
+                    f"{model._meta.label} is tenant-scoped and no tenant is active. Serve the "
+                    "request through TenantMiddleware or wrap the code in "
+                    "`with tenant_context(tenant):`; list its app in OMNITENANT_CONFIG"
+                    "['SHARED_APPS'] or ['MASTER_APPS'] if it is not per-tenant data."
+                )
+            return config.MASTER_DB_ALIAS
+        if state.database is not None:
+            from .backends.database_settings import tenant_alias
+
+            return tenant_alias()
+        return config.MASTER_DB_ALIAS
+
+    def db_for_read(self, model: type[models.Model], **hints: Any) -> str | None:
+        return self._db_for(model)
+
+    def db_for_write(self, model: type[models.Model], **hints: Any) -> str | None:
+        return self._db_for(model)
+
+    def allow_relation(self, obj1: models.Model, obj2: models.Model, **hints: Any) -> bool | None:
+        return None
+
+    def allow_migrate(
+        self, db: str, app_label: str, model_name: str | None = None, **hints: Any
+    ) -> bool | None:
+        scope = scope_of_app(app_label)
+        state = get_current_state()
+        in_tenant = state is not None and not state.is_public
+        if scope is Scope.MASTER:
+            return not in_tenant and db == get_config().MASTER_DB_ALIAS
+        if scope is Scope.TENANT:
+            return in_tenant
+        return True

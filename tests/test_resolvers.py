@@ -1,0 +1,219 @@
+"""Resolvers and the cached registry, against the real tenant and domain tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from omnitenant_async import use_master_db
+from omnitenant_async.exceptions import DomainNotFound, InvalidTenantInput, TenantNotFound
+from omnitenant_async.registry import registry
+from omnitenant_async.resolvers import (
+    CustomDomainTenantResolver,
+    HeaderTenantResolver,
+    PathTenantResolver,
+    QueryParamTenantResolver,
+    RequestInfo,
+    SubdomainTenantResolver,
+    parse_host,
+)
+
+pytestmark = pytest.mark.usefixtures("tenants")
+
+HOSTILE_HOSTS = [
+    "",
+    "evil.com/../etc",
+    "a..b",
+    "-a.localhost",
+    "a-.localhost",
+    "x" * 300,
+    "t01.localhost:99999",
+    "t01.localhost:abc",
+    "t01.localhost:",
+    "t01.localhost\x00",
+    "ümlaut.localhost",
+    "t01.localhost@evil.com",
+    "t01_x.localhost",
+    "t01.localhost:80:80",
+    "[::1",
+    "[::1]x",
+    "a b",
+    "%74%30%31.localhost",
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE_HOSTS)
+def test_parse_host_refuses_malformed(raw: str) -> None:
+    with pytest.raises(InvalidTenantInput):
+        parse_host(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "host"),
+    [
+        ("T01.LOCALHOST", "t01.localhost"),
+        ("t01.localhost.", "t01.localhost"),
+        ("t01.localhost:8000", "t01.localhost"),
+        ("127.0.0.1:8000", "127.0.0.1"),
+        ("[::1]:8000", "[::1]"),
+        ("[::1]", "[::1]"),
+    ],
+)
+def test_parse_host_normalises(raw: str, host: str) -> None:
+    assert parse_host(raw) == host
+
+
+def info(host: str = "localhost", path: str = "/", **headers: str) -> RequestInfo:
+    return RequestInfo(
+        host=host, path=path, headers={k.lower().replace("_", "-"): v for k, v in headers.items()}
+    )
+
+
+def test_custom_domain_resolver() -> None:
+    resolver = CustomDomainTenantResolver()
+    assert resolver.resolve(info("t03.localhost:8000")).tenant_id == "t03"
+    assert resolver.resolve(info("localhost")).is_public
+    with pytest.raises(DomainNotFound):
+        resolver.resolve(info("nobody.localhost"))
+    with pytest.raises(TenantNotFound):
+        resolver.resolve(info("t03.example.com"))
+
+
+def test_several_domains_per_tenant() -> None:
+    from omnitenant_async.utils import get_domain_model, get_tenant_model
+
+    with use_master_db():
+        tenant = get_tenant_model().objects.get(tenant_id="t04")
+        get_domain_model().objects.create(domain="alias-of-t04.example.org", tenant=tenant)
+    try:
+        resolver = CustomDomainTenantResolver()
+        assert resolver.resolve(info("alias-of-t04.example.org")).tenant_id == "t04"
+        assert resolver.resolve(info("t04.localhost")).tenant_id == "t04"
+    finally:
+        with use_master_db():
+            get_domain_model().objects.filter(domain="alias-of-t04.example.org").delete()
+
+
+def test_subdomain_resolver() -> None:
+    resolver = SubdomainTenantResolver()
+    assert resolver.resolve(info("t05.localhost:8000")).tenant_id == "t05"
+    assert resolver.resolve(info("www.t05.localhost")).tenant_id == "t05"
+    assert resolver.resolve(info("localhost")).is_public
+    assert resolver.resolve(info("www.localhost")).is_public
+    for host in ("t05.evil.com", "a.t05.localhost", "nobody.localhost", "t05.localhost.evil.com"):
+        with pytest.raises(TenantNotFound):
+            resolver.resolve(info(host))
+
+
+def test_header_resolver() -> None:
+    resolver = HeaderTenantResolver()
+    assert resolver.resolve(info("api.example.com", X_Tenant_ID="t06")).tenant_id == "t06"
+    assert resolver.resolve(info("localhost")).is_public
+    assert resolver.vary_on == ("X-Tenant-ID",)
+    with pytest.raises(TenantNotFound):
+        resolver.resolve(info("api.example.com", X_Tenant_ID="nobody"))
+    with pytest.raises(TenantNotFound):
+        resolver.resolve(info("api.example.com", X_Tenant_ID="public"))
+    for bad in ("T06", "t06;drop", "../t06", "", "x" * 64):
+        with pytest.raises(InvalidTenantInput):
+            resolver.resolve(info("api.example.com", X_Tenant_ID=bad))
+    with pytest.raises(InvalidTenantInput):
+        resolver.resolve(info("api.example.com"))
+
+
+def test_path_resolver() -> None:
+    resolver = PathTenantResolver()
+    request = info("app.example.com", "/t/t07/whoami/")
+    assert resolver.resolve(request).tenant_id == "t07"
+    assert resolver.path_prefix(request) == "/t/t07"
+    assert resolver.resolve(info("app.example.com", "/about/")).is_public
+    with pytest.raises(InvalidTenantInput):
+        resolver.resolve(info("app.example.com", "/t/BAD!/"))
+    with pytest.raises(TenantNotFound):
+        resolver.resolve(info("app.example.com", "/t/nobody/"))
+
+
+def test_query_param_resolver() -> None:
+    resolver = QueryParamTenantResolver()
+    request = RequestInfo(host="ws.example.com", query_string="a=1&tenant=t08")
+    assert resolver.resolve(request).tenant_id == "t08"
+    with pytest.raises(InvalidTenantInput):
+        resolver.resolve(RequestInfo(host="ws.example.com", query_string="tenant=%00"))
+
+
+def test_from_scope_and_from_request_agree() -> None:
+    from django.test import RequestFactory
+
+    scope: dict[str, Any] = {
+        "type": "websocket",
+        "path": "/t/t01/ws/",
+        "query_string": b"tenant=t01",
+        "headers": [(b"host", b"T01.localhost:8000"), (b"x-tenant-id", b"t01")],
+    }
+    a = RequestInfo.from_scope(scope)
+    b = RequestInfo.from_request(
+        RequestFactory().get(
+            "/t/t01/ws/?tenant=t01", HTTP_HOST="T01.localhost:8000", HTTP_X_TENANT_ID="t01"
+        )
+    )
+    for resolver in (CustomDomainTenantResolver(), HeaderTenantResolver(), PathTenantResolver()):
+        assert resolver.resolve(a) == resolver.resolve(b)
+        assert resolver.resolve(a).tenant_id == "t01"
+
+
+def test_warm_lookup_makes_no_query() -> None:
+    registry.clear()
+    with CaptureQueriesContext(connection) as cold:
+        assert registry.get_by_domain("t09.localhost").tenant_id == "t09"
+    assert len(cold.captured_queries) == 1
+    with CaptureQueriesContext(connection) as warm:
+        for _ in range(50):
+            assert registry.get_by_domain("t09.localhost").tenant_id == "t09"
+    assert warm.captured_queries == []
+
+
+def test_unknown_hosts_are_negatively_cached_and_bounded() -> None:
+    registry.clear()
+    with CaptureQueriesContext(connection) as ctx:
+        for _ in range(3):
+            with pytest.raises(DomainNotFound):
+                registry.get_by_domain("ghost.localhost")
+    assert len(ctx.captured_queries) == 1
+    for i in range(1100):
+        registry._store(("domain", f"g{i}.localhost"), None, registry._generation)
+    assert len(registry._missing) <= 1024
+
+
+def test_cache_invalidated_on_tenant_and_domain_save_and_delete() -> None:
+    from omnitenant_async.utils import get_domain_model, get_tenant_model
+
+    Domain = get_domain_model()
+    with use_master_db():
+        tenant = get_tenant_model().objects.get(tenant_id="t10")
+    assert registry.get_by_domain("t10.localhost").tenant.name == tenant.name
+    with use_master_db():
+        tenant.name = "Renamed T10"
+        tenant.save()
+    assert registry.get_by_domain("t10.localhost").tenant.name == "Renamed T10"
+
+    with use_master_db():
+        Domain.objects.create(domain="late.localhost", tenant=tenant)
+    assert registry.get_by_domain("late.localhost").tenant_id == "t10"
+    with use_master_db():
+        Domain.objects.filter(domain="late.localhost").get().delete()
+    with pytest.raises(DomainNotFound):
+        registry.get_by_domain("late.localhost")
+
+
+@pytest.mark.asyncio
+async def test_async_lookup_uses_the_cache() -> None:
+    await sync_to_async(registry.clear)()
+    loads = registry.loads
+    for _ in range(20):
+        assert (await registry.aget_by_domain("t11.localhost")).tenant_id == "t11"
+        assert (await registry.aget_by_tenant_id("t11")).tenant_id == "t11"
+    assert registry.loads - loads == 2

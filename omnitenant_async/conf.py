@@ -41,6 +41,8 @@ class Config:
     REGISTRY_NEGATIVE_TTL: float = 5.0
     REGISTRY_MAX_NEGATIVE: int = 1024
     MIGRATION_THREADS: int = 4
+    # Channels consumers: spread their database work over N threads (None/0: asgiref's one).
+    CHANNELS_DB_THREADS: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

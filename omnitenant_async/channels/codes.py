@@ -1,0 +1,59 @@
+"""WebSocket close codes of the tenant middleware and mixin, and how a connection is refused.
+
+Codes 4000-4999 are free for applications (RFC 6455 §7.4.2); ours mirror the HTTP status.
+A connection is refused *before* ``websocket.accept``. Servers that offer the ASGI denial
+response extension (uvicorn) then answer the handshake with the HTTP status itself; the others
+(daphne) turn a close before accept into ``HTTP 403``. In-process clients such as
+``channels.testing.WebsocketCommunicator`` see the close code.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
+
+logger = logging.getLogger("omnitenant_async.channels")
+
+#: The host, header, path or query parameter cannot name a tenant at all (HTTP 400).
+CLOSE_INVALID_TENANT = 4400
+#: A consumer with :class:`TenantConsumerMixin` was reached without a tenant (HTTP 403).
+CLOSE_NO_TENANT = 4403
+#: No tenant matches the host or tenant id (HTTP 404).
+CLOSE_UNKNOWN_TENANT = 4404
+
+_REFUSALS: dict[int, tuple[int, str]] = {
+    CLOSE_INVALID_TENANT: (400, "Malformed tenant reference."),
+    CLOSE_NO_TENANT: (403, "No tenant for this connection."),
+    CLOSE_UNKNOWN_TENANT: (404, "Unknown tenant."),
+}
+
+
+async def reject(
+    scope: Any, receive: ASGIReceiveCallable, send: ASGISendCallable, code: int
+) -> None:
+    """Refuse a WebSocket before accept, or answer an HTTP request with a plain status."""
+    status, text = _REFUSALS[code]
+    logger.debug("Refused %s connection (%s): %s", scope["type"], code, text)
+    body = text.encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8")]
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": status, "headers": headers,
+                    "trailers": False})  # fmt: skip
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        return
+    if scope["type"] != "websocket":
+        raise ValueError(
+            f"Cannot refuse a {scope['type']!r} connection: put the tenant in the scope "
+            "with omnitenant_async.channels.TenantMiddleware."
+        )
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return  # the client is already gone
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        await send({"type": "websocket.http.response.start", "status": status,
+                    "headers": headers})  # fmt: skip
+        await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+        return
+    await send({"type": "websocket.close", "code": code, "reason": text})

@@ -1,0 +1,95 @@
+"""ASGI middleware putting the tenant in the scope, for Channels' ``ProtocolTypeRouter``.
+
+The same resolvers as the HTTP middleware decide the tenant. ``QUERY_PARAM`` (off by default)
+is a *fallback*: ``?<QUERY_PARAM>=<tenant_id>`` selects a tenant only when the resolver names
+none (a public host), and is refused when it contradicts the tenant the resolver found.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+from urllib.parse import parse_qs
+
+from asgiref.typing import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
+
+from ..conf import get_config
+from ..context import TenantState, tenant_context
+from ..exceptions import InvalidTenantInput, TenantNotFound
+from ..registry import registry
+from ..resolvers import BaseTenantResolver, QueryParamTenantResolver, RequestInfo, get_resolver
+from ..validators import is_dns_label
+from .codes import CLOSE_INVALID_TENANT, CLOSE_UNKNOWN_TENANT, reject
+
+
+class TenantMiddleware:
+    """Set ``scope["tenant"]`` (model instance, ``None`` on a public host) and
+    ``scope["tenant_state"]``, and run the inner application inside the tenant.
+
+    Unknown tenants are refused with :data:`CLOSE_UNKNOWN_TENANT` (HTTP 404), malformed input
+    with :data:`CLOSE_INVALID_TENANT` (HTTP 400). Other scope types (lifespan) pass through.
+    """
+
+    def __init__(self, inner: ASGI3Application) -> None:
+        self.inner: Any = inner  # Channels' routers and consumers are untyped
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.inner(scope, receive, send)
+            return
+        resolver = get_resolver()
+        info = RequestInfo.from_scope(scope)
+        try:
+            state = await aresolve(resolver, info)
+        except TenantNotFound:
+            await reject(scope, receive, send, CLOSE_UNKNOWN_TENANT)
+            return
+        except InvalidTenantInput:
+            await reject(scope, receive, send, CLOSE_INVALID_TENANT)
+            return
+        inner_scope = cast(dict[str, Any], dict(scope))
+        inner_scope["tenant"] = state.tenant
+        inner_scope["tenant_state"] = state
+        prefix = resolver.path_prefix(info)
+        if prefix:  # PathTenantResolver: routers then match the path after /t/<id>
+            inner_scope["root_path"] = inner_scope.get("root_path", "") + prefix
+        with tenant_context(state):
+            await self.inner(inner_scope, receive, send)
+
+
+async def aresolve(resolver: BaseTenantResolver, info: RequestInfo) -> TenantState:
+    """The resolver's answer, then the ``QUERY_PARAM`` fallback."""
+    state = await resolver.aresolve(info)
+    name = get_config().QUERY_PARAM
+    if not name or isinstance(resolver, QueryParamTenantResolver):
+        return state
+    value = _query_value(info, name)
+    if value is None:
+        return state
+    if state.is_public:
+        return await registry.aget_by_tenant_id(value)
+    if value != state.tenant_id:
+        raise InvalidTenantInput(f"The {name!r} query parameter names another tenant.")
+    return state
+
+
+def _query_value(info: RequestInfo, name: str) -> str | None:
+    try:
+        values = set(parse_qs(info.query_string, max_num_fields=50).get(name, ()))
+    except ValueError as err:  # too many fields
+        raise InvalidTenantInput("The query string is not acceptable.") from err
+    if not values:
+        return None
+    value = values.pop()
+    if values or not is_dns_label(value):
+        raise InvalidTenantInput(f"The {name!r} query parameter is not a valid tenant id.")
+    return value
+
+
+def TenantAuthMiddlewareStack(inner: ASGI3Application) -> TenantMiddleware:
+    """Tenant first, then Channels' ``AuthMiddlewareStack``: sessions and users are looked up
+    in the tenant's schema."""
+    from channels.auth import AuthMiddlewareStack  # imports auth models: needs apps ready
+
+    return TenantMiddleware(AuthMiddlewareStack(inner))

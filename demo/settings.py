@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.admin",
+    "channels",
     "demo.customers",
     "demo.notes",
 ]
@@ -69,7 +70,18 @@ DATABASES = {
         "TEST": {"NAME": os.environ.get("OMNITENANT_PGDATABASE", "omnitenant_demo")},
     }
 }
+# Database tenants (docs/database-tenants.md): one virtual alias serves them all. Each tenant's
+# database comes from its config; HOST/PORT/USER/PASSWORD default to the master's.
+DATABASES["tenants"] = {"ENGINE": "omnitenant_async.backends.postgresql_dbs", "CONN_MAX_AGE": 0}
 DATABASE_ROUTERS = ["omnitenant_async.routers.TenantRouter"]
+
+# Cache keys carry the tenant (docs/cache.md).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "KEY_FUNCTION": "omnitenant_async.cache.make_key",
+    }
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 OMNITENANT_CONFIG = {
@@ -81,7 +93,23 @@ OMNITENANT_CONFIG = {
     "PUBLIC_HOST": ["localhost", "127.0.0.1"],
     "BASE_DOMAIN": "localhost",
     "SHARED_APPS": ["contenttypes", "auth", "sessions", "admin"],
+    # Connection budget to tenant databases per process: MAX_POOLS x POOL_SIZE.
+    "DATABASE_POOL_MAX_POOLS": int(os.environ.get("OMNITENANT_DB_MAX_POOLS", "20")),
+    "DATABASE_POOL_SIZE": int(os.environ.get("OMNITENANT_DB_POOL_SIZE", "2")),
+    "CHANNELS_DB_THREADS": int(os.environ.get("OMNITENANT_CHANNELS_DB_THREADS", "0")),
 }
+
+# The live feed (docs/channels.md): Redis when OMNITENANT_REDIS_URL is set (several processes),
+# else the in-memory layer (one process).
+if os.environ.get("OMNITENANT_REDIS_URL"):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [os.environ["OMNITENANT_REDIS_URL"]]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 LOGGING = {
     "version": 1,

@@ -6,12 +6,15 @@ import asyncio
 import json
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
 from omnitenant_async import get_current_state, get_current_tenant, use_master_db
+from omnitenant_async.channels import agroup_send
 from omnitenant_async.utils import get_tenant_model
 
+from .notes.consumers import FEED_GROUP, note_event
 from .notes.models import Marker, Note
 
 
@@ -65,6 +68,7 @@ async def notes(request: HttpRequest) -> JsonResponse:
     if request.method == "POST":
         text = json.loads(request.body or b"{}").get("text", "")[:500]
         note = await Note.objects.acreate(text=text)
+        await agroup_send(FEED_GROUP, note_event(note))  # the tenant's live feed pages
         return JsonResponse({"id": note.pk, "text": note.text}, status=201)
     rows = [{"id": n.pk, "text": n.text} async for n in Note.objects.order_by("-id")[:50]]
     return JsonResponse({"tenant": _tenant_id(), "notes": rows})
@@ -86,3 +90,10 @@ async def index(request: HttpRequest) -> HttpResponse:
     return HttpResponse(
         f"<h1>{tenant.name}</h1><p>Notes of {tenant.tenant_id}:</p><ul>{items}</ul>"
     )
+
+
+async def feed(request: HttpRequest) -> HttpResponse:
+    """The tenant's live feed page: notes appear as they are created (``/ws/feed/``)."""
+    if get_current_tenant() is None:
+        raise Http404("Open the feed on a tenant's host, e.g. http://t00.localhost:8000/feed/.")
+    return render(request, "feed.html", {"tenant": request.tenant})  # type: ignore[attr-defined]

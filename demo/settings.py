@@ -93,6 +93,7 @@ OMNITENANT_CONFIG = {
     "PUBLIC_HOST": ["localhost", "127.0.0.1"],
     "BASE_DOMAIN": "localhost",
     "SHARED_APPS": ["contenttypes", "auth", "sessions", "admin"],
+    "REGISTRY_TTL": float(os.environ.get("OMNITENANT_REGISTRY_TTL", "60")),
     # Connection budget to tenant databases per process: MAX_POOLS x POOL_SIZE.
     "DATABASE_POOL_MAX_POOLS": int(os.environ.get("OMNITENANT_DB_MAX_POOLS", "20")),
     "DATABASE_POOL_SIZE": int(os.environ.get("OMNITENANT_DB_POOL_SIZE", "2")),

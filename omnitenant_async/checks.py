@@ -10,6 +10,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 ENGINES = ("omnitenant_async.backends.postgresql",)
+DATABASE_ENGINE = "omnitenant_async.backends.postgresql_dbs"
 ROUTER = "omnitenant_async.routers.TenantRouter"
 MIDDLEWARE = "omnitenant_async.middleware.TenantMiddleware"
 
@@ -123,6 +124,8 @@ def check_databases(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
                 )
             )
         options = conf.get("OPTIONS") or {}
+        if conf.get("ENGINE") == DATABASE_ENGINE:
+            continue  # pools per tenant database are built in (DATABASE_POOL_* settings)
         if not (isinstance(options, dict) and options.get("pool")):
             messages.append(
                 checks.Warning(
@@ -133,3 +136,53 @@ def check_databases(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
                 )
             )
     return messages
+
+
+@checks.register(checks.Tags.database)
+def check_database_tenants(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """The virtual alias of database tenants, and its connection budget vs. max_connections."""
+    from .conf import get_config
+
+    try:
+        config = get_config()
+    except ImproperlyConfigured:
+        return []
+    alias = config.TENANT_DB_ALIAS
+    conf = settings.DATABASES.get(alias)
+    misnamed = [a for a, c in settings.DATABASES.items() if c.get("ENGINE") == DATABASE_ENGINE]
+    if conf is None:
+        return [
+            checks.Error(
+                f"DATABASES[{a!r}] uses {DATABASE_ENGINE!r} but TENANT_DB_ALIAS is {alias!r}.",
+                hint=f"Rename the alias to {alias!r} or set OMNITENANT_CONFIG['TENANT_DB_ALIAS'].",
+                id="omnitenant.E010",
+            )
+            for a in misnamed
+        ]
+    if conf.get("ENGINE") != DATABASE_ENGINE:
+        return [
+            checks.Error(
+                f"DATABASES[{alias!r}]['ENGINE'] is {conf.get('ENGINE')!r}.",
+                hint=f"The alias of database tenants must use {DATABASE_ENGINE!r}.",
+                id="omnitenant.E010",
+            )
+        ]
+    if not databases or config.MASTER_DB_ALIAS not in databases:
+        return []  # the budget check needs the server: `check --database default`, migrate
+    from .backends.budget import connection_budget, server_connection_limit
+
+    budget = connection_budget()
+    limit = server_connection_limit(config.MASTER_DB_ALIAS)
+    if limit is None or budget.total <= limit:
+        return []
+    return [
+        checks.Warning(
+            f"One process may open {budget.total} connections ({budget.max_pools} tenant pools x "
+            f"{budget.pool_size} + {budget.master_pool} master) but the server allows {limit}.",
+            hint="Lower DATABASE_POOL_MAX_POOLS / DATABASE_POOL_SIZE or the master pool, raise "
+            "max_connections, or put PgBouncer in front; the budget counts per process.",
+            id="omnitenant.W010",
+        )
+    ]

@@ -41,6 +41,18 @@ class Config:
     REGISTRY_NEGATIVE_TTL: float = 5.0
     REGISTRY_MAX_NEGATIVE: int = 1024
     MIGRATION_THREADS: int = 4
+    # Database tenants (docs/database-tenants.md): the virtual alias and its pools. The
+    # process's budget of server connections to tenant databases is MAX_POOLS x POOL_SIZE.
+    TENANT_DB_ALIAS: str = "tenants"
+    DATABASE_POOL_MAX_POOLS: int = 20
+    DATABASE_POOL_SIZE: int = 2
+    DATABASE_POOL_MAX_IDLE: float = 60.0
+    DATABASE_POOL_TIMEOUT: float = 10.0
+    DATABASE_NAME_PREFIX: str = "tenant_"
+    # Clone new tenant databases from this (migrated) database instead of an empty one.
+    DATABASE_TEMPLATE: str | None = None
+    # Database that CREATE/DROP DATABASE connect to on a tenant's server.
+    DATABASE_MAINTENANCE_DB: str = "postgres"
     # Channels consumers: spread their database work over N threads (None/0: asgiref's one).
     CHANNELS_DB_THREADS: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -86,6 +86,14 @@ class TenantRouter:
         scope = scope_of_app(app_label)
         state = get_current_state()
         in_tenant = state is not None and not state.is_public
+        on_database_tenant = state is not None and state.database is not None
+        if on_database_tenant or db == get_config().TENANT_DB_ALIAS:
+            # A database tenant's tenant and shared apps migrate in its own database only.
+            return (
+                on_database_tenant
+                and db == get_config().TENANT_DB_ALIAS
+                and scope is not Scope.MASTER
+            )
         if scope is Scope.MASTER:
             return not in_tenant and db == get_config().MASTER_DB_ALIAS
         if scope is Scope.TENANT:

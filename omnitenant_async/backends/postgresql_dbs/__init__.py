@@ -1,0 +1,1 @@
+"""Database-per-tenant engine: ``ENGINE = "omnitenant_async.backends.postgresql_dbs"``."""

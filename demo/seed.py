@@ -63,3 +63,22 @@ def create_tenant(
     with tenant_context(tenant):
         Marker.objects.get_or_create(tenant_id=tenant_id)
     return tenant
+
+
+def create_database_tenant(
+    tenant_id: str,
+    *,
+    database: dict[str, Any] | None = None,
+    domains: Iterable[str] = (),
+    **fields: Any,
+) -> Any:
+    """Create a database tenant: its own database (``database``: NAME/HOST/PORT/... overrides)."""
+    from omnitenant_async.isolation import IsolationType
+
+    return create_tenant(
+        tenant_id,
+        domains=domains,
+        isolation_type=IsolationType.DATABASE,
+        config={"database": dict(database or {})},
+        **fields,
+    )

@@ -1,0 +1,134 @@
+"""Helpers for the database-per-tenant tests: servers, throwaway databases, connection counts.
+
+Tenant databases get names starting with ``<OMNITENANT_PGDATABASE>_`` so parallel test runs on
+a shared server never touch each other's, and leftovers of a crashed run are dropped first.
+The second server comes from OMNITENANT_PG2_HOST/OMNITENANT_PG2_PORT (``scripts/test``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import psycopg
+import pytest
+from psycopg import sql
+
+
+@dataclass(frozen=True)
+class PgServer:
+    host: str
+    port: str
+
+    def connect(self, dbname: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(
+            host=self.host, port=self.port, user="postgres", dbname=dbname, autocommit=True
+        )
+
+    def database_config(self, name: str) -> dict[str, str]:
+        return {"NAME": name, "HOST": self.host, "PORT": self.port}
+
+
+def main_server() -> PgServer:
+    return PgServer(os.environ["OMNITENANT_PG_HOST"], os.environ["OMNITENANT_PG_PORT"])
+
+
+def second_server() -> PgServer:
+    host, port = os.environ.get("OMNITENANT_PG2_HOST"), os.environ.get("OMNITENANT_PG2_PORT")
+    if not (host and port):
+        pytest.skip("OMNITENANT_PG2_HOST/PORT not set: scripts/test starts a second PostgreSQL")
+    return PgServer(host, port)
+
+
+def prefix() -> str:
+    """Prefix of every tenant database (and role) these tests create."""
+    return os.environ["OMNITENANT_PGDATABASE"] + "_"
+
+
+def database_names(server: PgServer, like: str) -> list[str]:
+    with server.connect() as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1", [like]
+        ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def drop_databases(server: PgServer, names: Iterable[str], threads: int = 8) -> None:
+    def drop(name: str) -> None:
+        with server.connect() as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(drop, names))
+
+
+def drop_databases_like(server: PgServer, like: str) -> None:
+    drop_databases(server, database_names(server, like))
+
+
+def clone_databases(server: PgServer, template: str, names: Iterable[str]) -> None:
+    """``CREATE DATABASE ... TEMPLATE`` in parallel; FILE_COPY is the fast strategy here."""
+
+    def clone(name: str) -> None:
+        with server.connect() as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(clone, names))
+
+
+def client_connections(server: PgServer, like: str) -> dict[str, int]:
+    """Server connections per database whose name matches ``like``."""
+    with server.connect() as conn:
+        rows = conn.execute(
+            "SELECT datname, count(*) FROM pg_stat_activity"
+            " WHERE datname LIKE %s AND backend_type = 'client backend' GROUP BY 1",
+            [like],
+        ).fetchall()
+    return {str(name): int(n) for name, n in rows}
+
+
+@dataclass
+class ConnectionSampler:
+    """Samples, in a thread, the server connections to databases matching ``like``."""
+
+    server: PgServer
+    like: str
+    samples: list[int] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> ConnectionSampler:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+
+    def _run(self) -> None:
+        query = (
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname LIKE %s AND backend_type = 'client backend'"
+        )
+        with self.server.connect() as conn:
+            while not self._stop.is_set():
+                row = conn.execute(query, [self.like]).fetchone()
+                self.samples.append(int(row[0]) if row else 0)
+                time.sleep(0.001)
+
+    @property
+    def peak(self) -> int:
+        return max(self.samples, default=0)

@@ -87,7 +87,8 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Could not create tenant {tenant_id!r}: {error_message(err)}"
             ) from err
-        self._report(tenant, options["migrate"])
+        if options["verbosity"] >= 1:
+            self._report(tenant, options["migrate"])
 
     def _report(self, tenant: Any, migrated: bool) -> None:
         domains = ", ".join(d.domain for d in tenant.domains.order_by("-is_primary", "pk"))

@@ -15,16 +15,22 @@ __all__ = ["PUBLIC_NAMESPACE", "make_key", "tenant_namespace"]
 PUBLIC_NAMESPACE = "public"
 
 
+def _escape(part: str) -> str:
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
 def tenant_namespace() -> str:
     """``t.<tenant_id>`` for the active tenant, ``public`` when there is none."""
     state = get_current_state()
-    if state is None or state.is_public:
+    if state is None or (state.tenant_id is None and state.is_public):
         return PUBLIC_NAMESPACE
-    # Tenant ids and schema names are DNS labels; escape the rare ':' of a bare database key
-    # so the namespace can never run into the user's key.
-    return state.cache_prefix.replace("%", "%25").replace(":", "%3A")
+    return _escape(state.cache_prefix)  # a bare database key may hold ':'
 
 
 def make_key(key: str, key_prefix: str, version: int | str | None) -> str:
-    """Django's ``<prefix>:<version>:<key>`` with the tenant namespace before the key."""
-    return f"{key_prefix}:{version}:{tenant_namespace()}:{key}"
+    """Django's ``<prefix>:<version>:<key>`` with the tenant namespace before the key.
+
+    Neither the version nor the namespace can hold a ':', so two tenants' keys differ whatever
+    keys and versions the code passes.
+    """
+    return f"{key_prefix}:{_escape(str(version))}:{tenant_namespace()}:{key}"

@@ -126,3 +126,19 @@ def test_why_host_async_client_exists() -> None:
     """
     request = AsyncRequestFactory().get("/", headers={"host": "ops-h1.localhost"})
     assert request.META["HTTP_HOST"] == "testserver,ops-h1.localhost"
+
+
+def test_force_login_inside_tenant_client_is_a_tenant_session() -> None:
+    """The docs' admin example: a user and session made in the block belong to the tenant."""
+    from django.contrib.auth import get_user_model
+    from django.test import override_settings
+
+    tenant = create_test_tenant("ops-h1", ["ops-h1.localhost"])
+    create_test_tenant("ops-h2", ["ops-h2.localhost"])
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        with tenant_client(tenant) as client:
+            user = get_user_model().objects.create_superuser("boss", "b@example.com", "pw")
+            client.force_login(user)
+            assert client.get("/admin/notes/note/").status_code == 200
+            other = client.get("/admin/notes/note/", headers={"host": "ops-h2.localhost"})
+            assert other.status_code == 302  # no such session (or user) in ops-h2

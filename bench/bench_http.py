@@ -1,0 +1,658 @@
+"""HTTP benchmark: the schema engine against plain Django (and django-tenants) under wrk.
+
+Normally started by ``bench/run_http.sh``, which provides wrk and a PostgreSQL server. Run
+directly with a server already up (OMNITENANT_PG_HOST/PORT exported, pg_stat_statements
+preloaded for the SET counts)::
+
+    .venv/bin/python -m bench.bench_http [--duration 15] [--rounds 5] [--no-django-tenants]
+
+Every variant serves the same async view (``Marker.objects.aget()``) under uvicorn with one
+worker and the same pool. wrk drives one variant at a time (64 connections, 2 threads), the
+tenant variants with the Host rotating over 50 tenants per request. Rounds alternate plain
+Django with the others; a variant's ratio in a round is its req/s over the mean of the plain
+runs just before and after it. ``SET search_path`` statements are counted with
+pg_stat_statements (which lists a piggybacked ``SET ...; SELECT ...`` as two statements).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.common import pool_options
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+OUT = BENCH / "out"
+LUA = BENCH / "rotate_hosts.lua"
+DT_DIR = BENCH / "django_tenants_project"
+DT_VENV = BENCH / ".venvs" / "django-tenants"
+N_TENANTS = 50
+TENANT_HOSTS = [f"b{i:02d}.localhost" for i in range(N_TENANTS)]
+DB_TENANCY = os.environ.get("OMNITENANT_BENCH_DB", "omnitenant_bench")
+DB_PLAIN = os.environ.get("OMNITENANT_BENCH_PLAIN_DB", "omnitenant_bench_plain")
+DB_DT = os.environ.get("OMNITENANT_BENCH_DT_DB", "omnitenant_bench_dt")
+UVICORN_FLAGS = ["--workers", "1", "--log-level", "warning", "--no-access-log"]
+UVICORN_FLAGS += ["--http", "h11", "--loop", "asyncio"]  # same stack in both virtualenvs
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL
+# --------------------------------------------------------------------------------------------
+
+
+def pg_params(dbname: str = "postgres") -> dict[str, Any]:
+    params = {
+        "host": os.environ.get("OMNITENANT_PG_HOST", "127.0.0.1"),
+        "port": os.environ["OMNITENANT_PG_PORT"],
+        "user": os.environ.get("OMNITENANT_PGUSER", "postgres"),
+        "dbname": dbname,
+    }
+    if os.environ.get("OMNITENANT_PGPASSWORD"):
+        params["password"] = os.environ["OMNITENANT_PGPASSWORD"]
+    return params
+
+
+class Monitor:
+    """One connection to the ``postgres`` database reading pg_stat_statements for a database."""
+
+    def __init__(self) -> None:
+        self.conn = psycopg.connect(**pg_params(), autocommit=True)
+        self.pgss = self._enable_pgss()
+
+    def _enable_pgss(self) -> bool:
+        try:
+            self.conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            self.conn.execute("SELECT count(*) FROM pg_stat_statements").fetchone()
+        except psycopg.Error as err:
+            log(f"pg_stat_statements unavailable ({err}); SET counts will be missing")
+            return False
+        return True
+
+    def reset(self, db: str) -> None:
+        if self.pgss:  # this database's entries only: the server may be shared
+            self.conn.execute(
+                "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database "
+                "WHERE datname = %s), 0)",
+                [db],
+            )
+
+    def counts(self, db: str) -> dict[str, int]:
+        """Statement calls in ``db`` since the last reset, by kind."""
+        if not self.pgss:
+            return {}
+        rows = self.conn.execute(
+            "SELECT query, calls FROM pg_stat_statements s JOIN pg_database d "
+            "ON d.oid = s.dbid WHERE d.datname = %s",
+            [db],
+        ).fetchall()
+        out = {"set_search_path": 0, "marker_select": 0, "domain_select": 0, "statements": 0}
+        for query, calls in rows:
+            q = query.lower().lstrip()
+            out["statements"] += calls
+            if q.startswith("set search_path"):
+                out["set_search_path"] += calls
+            elif q.startswith("select") and "_marker" in q:
+                out["marker_select"] += calls
+            elif q.startswith("select") and "_domain" in q:
+                out["domain_select"] += calls
+        return out
+
+    def backends(self, db: str) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [db]
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    @contextmanager
+    def statement_log(self) -> Iterator[None]:
+        """``log_statement = 'all'`` cluster-wide for a while (own throwaway cluster only)."""
+        self.conn.execute("ALTER SYSTEM SET log_statement = 'all'")
+        self.conn.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        try:
+            yield
+        finally:
+            self.conn.execute("ALTER SYSTEM RESET log_statement")
+            self.conn.execute("SELECT pg_reload_conf()")
+            time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------------------------
+# Variants and servers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Variant:
+    key: str
+    label: str
+    python: str
+    app: str
+    cwd: Path
+    db: str
+    hosts: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def expected_marker(self, host: str) -> str:
+        return "plain" if self.key == "plain" else host.split(".")[0]
+
+
+def lua_args(hosts: list[str]) -> list[str]:
+    """Arguments of rotate_hosts.lua: a fixed Host, or rotation over b00.localhost...."""
+    if len(hosts) == 1:
+        return ["fixed", hosts[0]]
+    return [str(len(hosts)), "b"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """uvicorn with one worker, its output in bench/out/<key>.log; stopped by pid."""
+
+    def __init__(self, variant: Variant) -> None:
+        self.variant = variant
+        self.port = free_port()
+        self.log_path = OUT / f"uvicorn-{variant.key}.log"
+        cmd = [variant.python, "-m", "uvicorn", variant.app, "--host", "127.0.0.1"]
+        cmd += ["--port", str(self.port), *UVICORN_FLAGS]
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **variant.env}
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            cmd, cwd=variant.cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{variant.key}: uvicorn exited:\n{self.log_path.read_text()}")
+            with suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{variant.key}: uvicorn did not listen within 30 s")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/item/"
+
+    def get(self, host: str) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", "/item/", headers={"Host": host})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def verify(self) -> None:
+        """Every host answers 200 with its own marker; an unknown tenant host gets 404."""
+        for host in self.variant.hosts:
+            status, body = self.get(host)
+            want = self.variant.expected_marker(host)
+            if status != 200 or json.loads(body).get("marker") != want:
+                raise RuntimeError(f"{self.variant.key}: {host} -> {status} {body[:200]!r}")
+        if len(self.variant.hosts) > 1:
+            status, _ = self.get("unknown.localhost")
+            if status != 404:
+                raise RuntimeError(f"{self.variant.key}: unknown host -> {status}, not 404")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Set-up: databases, the django-tenants virtualenv
+# --------------------------------------------------------------------------------------------
+
+
+def run_logged(cmd: list[str], *, cwd: Path, env: dict[str, str], name: str) -> None:
+    path = OUT / f"{name}.log"
+    with path.open("w") as out:
+        rc = subprocess.call(cmd, cwd=cwd, env={**os.environ, **env}, stdout=out, stderr=out)
+    if rc != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {rc}):\n{path.read_text()[-3000:]}")
+
+
+def seed_ours() -> None:
+    py = sys.executable
+    for kind, settings in (("tenancy", "bench.tenant_settings"), ("plain", "bench.plain_settings")):
+        t0 = time.monotonic()
+        run_logged(
+            [py, "-m", "bench.seed", kind],
+            cwd=ROOT,
+            env={"DJANGO_SETTINGS_MODULE": settings},
+            name=f"seed-{kind}",
+        )
+        log(f"seeded {kind} database in {time.monotonic() - t0:.1f} s")
+
+
+def ensure_dt_venv() -> str:
+    """bench/.venvs/django-tenants with django-tenants, pinned to our Django/uvicorn/psycopg."""
+    py = DT_VENV / "bin" / "python"
+    pins = [
+        f"Django=={metadata.version('django')}",
+        f"uvicorn=={metadata.version('uvicorn')}",
+        f"psycopg[binary,pool]=={metadata.version('psycopg')}",
+    ]
+    want = " ".join(["django-tenants", *pins])
+    stamp = DT_VENV / ".bench-stamp"
+    if py.exists() and stamp.exists() and stamp.read_text() == want:
+        return str(py)
+    log(f"installing {want} into {DT_VENV.relative_to(ROOT)}")
+    if not py.exists():
+        run_logged([sys.executable, "-m", "venv", str(DT_VENV)], cwd=ROOT, env={}, name="dt-venv")
+    env = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    try:
+        run_logged(
+            [str(py), "-m", "pip", "install", "-q", "django-tenants", *pins],
+            cwd=ROOT,
+            env=env,
+            name="dt-pip",
+        )
+    except RuntimeError:
+        log("pinned install failed; trying django-tenants with the versions it wants")
+        run_logged(
+            [str(py), "-m", "pip", "install", "-q", "django-tenants", "uvicorn", "psycopg[pool]"],
+            cwd=ROOT,
+            env=env,
+            name="dt-pip",
+        )
+    stamp.write_text(want)
+    return str(py)
+
+
+def versions(python: str) -> dict[str, str]:
+    code = (
+        "import json, sys; from importlib import metadata as m; "
+        "names = ['django', 'django-tenants', 'uvicorn', 'psycopg', 'psycopg-pool', 'asgiref']; "
+        "v = {}\nfor n in names:\n  try: v[n] = m.version(n)\n  except Exception: pass\n"
+        "v['python'] = sys.version.split()[0]; print(json.dumps(v))"
+    )
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout))
+
+
+def build_variants(dt_python: str | None) -> list[Variant]:
+    py = sys.executable
+    tenancy = {"DJANGO_SETTINGS_MODULE": "bench.tenant_settings"}
+    variants = [
+        Variant(
+            "plain", "plain Django", py, "bench.asgi:application", ROOT, DB_PLAIN,
+            ["localhost"], {"DJANGO_SETTINGS_MODULE": "bench.plain_settings"},
+        ),
+        Variant(
+            "omni_pb", "omnitenant, PIGGYBACK_SEARCH_PATH=True", py, "bench.asgi:application",
+            ROOT, DB_TENANCY, TENANT_HOSTS, {**tenancy, "OMNITENANT_BENCH_PIGGYBACK": "1"},
+        ),
+        Variant(
+            "omni_nopb", "omnitenant, PIGGYBACK_SEARCH_PATH=False", py,
+            "bench.asgi:application", ROOT, DB_TENANCY, TENANT_HOSTS,
+            {**tenancy, "OMNITENANT_BENCH_PIGGYBACK": "0"},
+        ),
+    ]  # fmt: skip
+    if dt_python:
+        variants.append(
+            Variant(
+                "django_tenants", "django-tenants (sync TenantMainMiddleware)", dt_python,
+                "dtproj.asgi:application", DT_DIR, DB_DT, TENANT_HOSTS,
+                {"DJANGO_SETTINGS_MODULE": "dtproj.settings"},
+            )
+        )  # fmt: skip
+    return variants
+
+
+# --------------------------------------------------------------------------------------------
+# wrk
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Args:
+    duration: int
+    warmup: int
+    rounds: int
+    connections: int
+    threads: int
+    audit: int
+    django_tenants: bool
+    own_cluster_log: str | None
+
+
+def wrk_cmd(args: Args, server: Server, seconds: int, hosts: list[str] | None = None) -> list[str]:
+    return [
+        "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--timeout", "10s",
+        "-s", str(LUA), server.url, "--", *lua_args(hosts or server.variant.hosts),
+    ]  # fmt: skip
+
+
+def run_wrk(cmd: list[str]) -> dict[str, Any]:
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("WRK_JSON "):
+            result: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
+            result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+            result["errors_total"] = sum(result["errors"].values())
+            return result
+    raise RuntimeError(f"no WRK_JSON line in wrk output:\n{out}")
+
+
+def measure(
+    args: Args, mon: Monitor, server: Server, seconds: int, hosts: list[str] | None = None
+) -> dict[str, Any]:
+    db = server.variant.db
+    mon.reset(db)
+    result = run_wrk(wrk_cmd(args, server, seconds, hosts))
+    result["pg"] = mon.counts(db)
+    result["backends"] = mon.backends(db)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+
+
+def timed_rounds(
+    args: Args, mon: Monitor, servers: dict[str, Server]
+) -> dict[str, list[dict[str, Any]]]:
+    """plain, then the others (order rotated each round); one more plain run at the end."""
+    others = [k for k in servers if k != "plain"]
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in servers}
+    order: list[tuple[int, str]] = []
+    for r in range(args.rounds):
+        shift = r % len(others) if others else 0
+        order += [(r, "plain")] + [(r, k) for k in others[shift:] + others[:shift]]
+    order.append((args.rounds, "plain"))
+    for i, (r, key) in enumerate(order, 1):
+        server = servers[key]
+        run_wrk(wrk_cmd(args, server, args.warmup))
+        result = measure(args, mon, server, args.duration)
+        result["round"] = r
+        runs[key].append(result)
+        log(
+            f"run {i}/{len(order)} round {r} {key:15s} {result['rps']:8.1f} req/s  "
+            f"p50 {result['latency_us']['p50'] / 1000:6.1f} ms  "
+            f"p99 {result['latency_us']['p99'] / 1000:6.1f} ms  "
+            f"SET {result['pg'].get('set_search_path', '-')}  errors {result['errors_total']}"
+        )
+    return runs
+
+
+def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    plain = {r["round"]: r["rps"] for r in runs["plain"]}
+    summary: dict[str, dict[str, Any]] = {}
+    for key, results in runs.items():
+        # Against the mean of the plain runs around it; a plain run against its neighbours
+        # (the noise floor).
+        around = (-1, 1) if key == "plain" else (0, 1)
+        ratios = [
+            r["rps"]
+            / statistics.mean(plain[x] for x in (r["round"] + d for d in around) if x in plain)
+            for r in results
+        ]
+        served = sum(r["pg"].get("marker_select", 0) for r in results)
+        sets = sum(r["pg"].get("set_search_path", 0) for r in results)
+        statements = sum(r["pg"].get("statements", 0) for r in results)
+        summary[key] = {
+            "rps_median": statistics.median(r["rps"] for r in results),
+            "rps_runs": [round(r["rps"], 1) for r in results],
+            "ratio_median": statistics.median(ratios),
+            "ratio_min": min(ratios),
+            "ratio_max": max(ratios),
+            "ratios": [round(x, 3) for x in ratios],
+            "p50_ms": statistics.median(r["latency_us"]["p50"] for r in results) / 1000,
+            "p99_ms": statistics.median(r["latency_us"]["p99"] for r in results) / 1000,
+            "requests_wrk": sum(r["requests"] for r in results),
+            "requests_served": served,
+            "sets_total": sets,
+            "sets_per_request": sets / served if served else None,
+            "statements_per_request": statements / served if served else None,
+            "errors": sum(r["errors_total"] for r in results),
+            "backends": max(r["backends"] for r in results),
+        }
+    return summary
+
+
+def classify_log(lines: list[str]) -> dict[str, int]:
+    """Client messages in a PostgreSQL log with log_statement = 'all', by what they carry."""
+    out = {"messages": 0, "set_alone": 0, "set_with_select": 0, "select_marker": 0, "domain": 0}
+    for line in lines:
+        _, sep, stmt = line.partition("LOG:  statement: ")
+        if not sep:
+            _, sep, stmt = line.partition("LOG:  execute <unnamed>: ")
+        if not sep:
+            continue
+        low = stmt.lower()
+        if "_marker" not in low and "_domain" not in low and "search_path" not in low:
+            continue  # the driver's own statements
+        out["messages"] += 1
+        if low.startswith("set search_path"):
+            out["set_with_select" if "_marker" in low else "set_alone"] += 1
+        if "_marker" in low:
+            out["select_marker"] += 1
+        if "_domain" in low:
+            out["domain"] += 1
+    return out
+
+
+def audit(args: Args, mon: Monitor, servers: dict[str, Server]) -> list[dict[str, Any]]:
+    """Short runs that count SETs (and, on our own cluster, client messages) per request."""
+    configs = [(k, None) for k in servers]
+    configs += [(k, ["b00.localhost"]) for k in ("omni_pb", "omni_nopb") if k in servers]
+    results = []
+    for key, hosts in configs:
+        server = servers[key]
+        run_wrk(wrk_cmd(args, server, 2, hosts))
+        offset = None
+        log_path = Path(args.own_cluster_log) if args.own_cluster_log else None
+        with mon.statement_log() if log_path else nullcontext():
+            if log_path:
+                offset = log_path.stat().st_size
+            result = measure(args, mon, server, args.audit, hosts)
+        if log_path and offset is not None:
+            with log_path.open(errors="replace") as fh:
+                fh.seek(offset)
+                result["log"] = classify_log(fh.read().splitlines())
+        served = result["pg"].get("marker_select", 0)
+        result.update(
+            key=key,
+            hosts="1 tenant (b00)" if hosts else f"{len(server.variant.hosts)} host(s)",
+            served=served,
+        )
+        results.append(result)
+        log(f"audit {key:15s} {result['hosts']:15s} pg={result['pg']} log={result.get('log')}")
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def fmt(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def report(meta: dict[str, Any], variants: list[Variant], summary: dict[str, Any],
+           audits: list[dict[str, Any]]) -> str:  # fmt: skip
+    labels = {v.key: v.label for v in variants}
+    lines = [
+        f"Run {meta['started']}, {meta['elapsed_s']:.0f} s in all; {meta['machine']}.",
+        "",
+        f"Command: `{meta['command']}`",
+        "",
+        f"wrk: `{meta['wrk']}`, {meta['rounds']} rounds of {meta['duration']} s per variant "
+        f"(after {meta['warmup']} s warm-up each), plain Django before each round and once more "
+        "at the end. Pool, identical for every variant: "
+        f"`OPTIONS['pool'] = {meta['pool']}`. Versions: {meta['versions']}.",
+        "",
+        "| variant | req/s (median) | ratio to plain (median; min-max) | p50 ms | p99 ms "
+        "| SET search_path / request | SQL statements / request | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, s in summary.items():
+        lines.append(
+            f"| {labels[key]} | {s['rps_median']:.0f} | {s['ratio_median']:.3f} "
+            f"({s['ratio_min']:.2f}-{s['ratio_max']:.2f}) | {s['p50_ms']:.0f} | "
+            f"{s['p99_ms']:.0f} | {fmt(s['sets_per_request'], 3)} ({s['sets_total']} in all) | "
+            f"{fmt(s['statements_per_request'])} | {s['errors']} |"
+        )
+    lines += ["", "Per run req/s, in round order:", ""]
+    for key, s in summary.items():
+        lines.append(f"- {labels[key]}: {s['rps_runs']} (ratios {s['ratios']})")
+    lines += [
+        "",
+        "Audit runs (short; with `log_statement = 'all'` on the bench's own cluster, so slower):",
+        "",
+        "| variant | hosts | requests | SET / request | SET messages alone / request "
+        "| SET sent with the SELECT / request | client messages / request |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a in audits:
+        served = a["served"] or 1
+        lg = a.get("log")
+        sets = a["pg"].get("set_search_path")
+        lines.append(
+            f"| {labels[a['key']]} | {a['hosts']} | {a['served']} | "
+            f"{fmt(sets / served if sets is not None else None, 3)} | "
+            f"{fmt(lg['set_alone'] / served if lg else None, 3)} | "
+            f"{fmt(lg['set_with_select'] / served if lg else None, 3)} | "
+            f"{fmt(lg['messages'] / served if lg else None, 3)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> Args:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=int, default=15, help="seconds per measured run")
+    p.add_argument("--warmup", type=int, default=3, help="seconds of warm-up before each run")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--audit", type=int, default=4, help="seconds per audit run (0: none)")
+    p.add_argument("--no-django-tenants", dest="django_tenants", action="store_false")
+    ns = p.parse_args(argv)
+    own_log = os.environ.get("OMNITENANT_BENCH_PG_LOG") or None
+    return Args(
+        ns.duration, ns.warmup, ns.rounds, ns.connections, ns.threads, ns.audit,
+        ns.django_tenants, own_log,
+    )  # fmt: skip
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if not os.environ.get("OMNITENANT_PG_PORT"):
+        log("OMNITENANT_PG_PORT is not set: run bench/run_http.sh, which starts PostgreSQL")
+        return 2
+    if shutil.which("wrk") is None:
+        log("wrk is not installed: run bench/run_http.sh, or apt-get install wrk")
+        return 2
+    OUT.mkdir(exist_ok=True)
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    seed_ours()
+    dt_python: str | None = None
+    dt_problem = ""
+    if args.django_tenants:
+        try:
+            dt_python = ensure_dt_venv()
+            run_logged([dt_python, "seed_dt.py"], cwd=DT_DIR, env={}, name="seed-dt")
+        except (RuntimeError, OSError) as err:
+            dt_problem = str(err)
+            dt_python = None
+            log(f"django-tenants left out: {err}")
+    variants = build_variants(dt_python)
+    mon = Monitor()
+    servers: dict[str, Server] = {}
+    try:
+        for v in variants:
+            try:
+                servers[v.key] = Server(v)
+                servers[v.key].verify()
+            except RuntimeError as err:
+                if v.key != "django_tenants":
+                    raise
+                dt_problem = str(err)
+                log(f"django-tenants left out: {err}")
+                servers.pop(v.key).stop()
+        log(f"servers up and verified: {', '.join(servers)}; about "
+            f"{(args.rounds * len(servers) + 1) * (args.duration + args.warmup + 1) / 60:.1f} "
+            "min of wrk runs")  # fmt: skip
+        runs = timed_rounds(args, mon, servers)
+        audits = audit(args, mon, servers) if args.audit else []
+        for key, server in servers.items():  # correctness once more, after the load
+            server.verify()
+            if "Traceback" in server.log_path.read_text():
+                raise RuntimeError(f"{key}: traceback in {server.log_path}")
+    finally:
+        for server in servers.values():
+            server.stop()
+    summary = summarise(runs)
+    vers = {"ours": versions(sys.executable)}
+    if dt_python:
+        vers["django-tenants venv"] = versions(dt_python)
+    meta = {
+        "started": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "elapsed_s": time.monotonic() - t0,
+        "machine": f"{os.cpu_count()} CPUs, shared VM; load generator, server and PostgreSQL "
+        "on the same machine",
+        "command": os.environ.get("OMNITENANT_BENCH_COMMAND")
+        or " ".join(["python -m bench.bench_http", *argv]),
+        "wrk": " ".join(wrk_cmd(args, servers["omni_pb"], args.duration)[:6] + ["..."]),
+        "rounds": args.rounds,
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "pool": json.dumps(pool_options()),
+        "versions": json.dumps(vers),
+        "django_tenants_problem": dt_problem,
+    }
+    text = report(meta, variants, summary, audits)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    (OUT / f"http-{stamp}.md").write_text(text)
+    (OUT / f"http-{stamp}.json").write_text(
+        json.dumps({"meta": meta, "summary": summary, "runs": runs, "audits": audits}, indent=1)
+    )
+    print(text)
+    log(f"written {OUT.relative_to(ROOT)}/http-{stamp}.md and .json")
+    if dt_problem:
+        log(f"django-tenants problem: {dt_problem}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# bench/run_http.sh: the HTTP benchmark (schema engine vs plain Django vs django-tenants) in
+# one command. See bench/README.md.
+#
+#   bench/run_http.sh                      # defaults: 5 rounds x 15 s per variant, ~8 minutes
+#   bench/run_http.sh --duration 5 --rounds 2 --no-django-tenants   # quick look
+#
+# Installs wrk if missing (apt-get, as root), uses the repository's .venv, and starts a
+# throwaway PostgreSQL cluster (pg_stat_statements preloaded) unless OMNITENANT_PG_PORT is
+# set, in which case that server is used (its pg_stat_statements, if loaded, is reset per
+# benchmark database only, and the statement-log audit is skipped).
+set -euo pipefail
+
+here="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+if [[ ! -r $here/../scripts/lib.sh ]]; then
+    echo "bench/run_http.sh: scripts/lib.sh is missing (it provides the venv and PostgreSQL helpers)" >&2
+    exit 1
+fi
+# shellcheck source=../scripts/lib.sh
+source "$here/../scripts/lib.sh"
+cd "$OT_ROOT"
+
+# The repository's .venv as it is when it already has what the bench imports; otherwise build it.
+if "$OT_VENV/bin/python" -c 'import django, uvicorn, psycopg, psycopg_pool' 2>/dev/null; then
+    export VIRTUAL_ENV="$OT_VENV" PATH="$OT_VENV/bin:$PATH"
+else
+    ensure_venv
+fi
+if ! ensure_wrk; then
+    ot_err "wrk is required (apt-get install wrk)"
+    exit 1
+fi
+if [[ -z ${OMNITENANT_PG_PORT:-} ]]; then
+    start_postgres OMNITENANT_PG
+    # Our own cluster: the audit may switch log_statement on and read this log.
+    export OMNITENANT_BENCH_PG_LOG="$OMNITENANT_PG_DIR/postgres.log"
+fi
+export OMNITENANT_PGUSER="${OMNITENANT_PGUSER:-postgres}"
+export OMNITENANT_BENCH_COMMAND="bench/run_http.sh${*:+ $*}"
+
+# Not exec: the EXIT trap of lib.sh must still stop PostgreSQL afterwards.
+python -m bench.bench_http "$@"

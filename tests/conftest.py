@@ -82,6 +82,8 @@ class Server:
         cmd = [
             sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1",
             "--port", str(self.port), "--log-level", "warning", "--workers", str(workers),
+            # Idle keep-alive sockets closed by the server race with a client reusing them.
+            "--timeout-keep-alive", "120",
         ]  # fmt: skip
         self._log_file = self.log.open("w")
         self.proc = subprocess.Popen(

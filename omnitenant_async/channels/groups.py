@@ -20,7 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from ..context import TenantState, require_state
 
 #: What channel layers accept (``BaseChannelLayer.group_name_regex``).
-GROUP_NAME_RE = re.compile(r"^[a-zA-Z\d\-_.]+$")
+GROUP_NAME_RE = re.compile(r"[a-zA-Z\d\-_.]+")  # fullmatch: "$" would allow a final "\n"
 #: Layers require ``len(name) < 100``.
 MAX_GROUP_NAME_LENGTH = 99
 _DIGEST_LENGTH = 32  # hex characters of sha1 kept for long names (128 bits)
@@ -35,6 +35,11 @@ def state_of(tenant: Any = None) -> TenantState:
         return require_state()
     if isinstance(tenant, TenantState):
         return tenant
+    if not hasattr(tenant, "isolation_type"):
+        raise TypeError(
+            f"Expected a tenant model instance or a TenantState, not {tenant!r} (to send by id, "
+            "look the tenant up first: `await registry.aget_by_tenant_id(tenant_id)`)."
+        )
     return TenantState.from_tenant(tenant)
 
 
@@ -44,7 +49,7 @@ def tenant_group(name: str, tenant: Any = None) -> str:
     ``t.<tenant_id>.<name>``; beyond 99 characters the tail is replaced by a sha1 digest of the
     whole name, always after the complete tenant prefix.
     """
-    if not isinstance(name, str) or not GROUP_NAME_RE.match(name):
+    if not isinstance(name, str) or not GROUP_NAME_RE.fullmatch(name):
         raise ValueError(
             f"Group name {name!r} is not valid: use ASCII letters, digits, '-', '_' and '.' only."
         )

@@ -78,10 +78,11 @@ async def fan_out(tenant_ids: list[str], *, external_layer: Any = None) -> None:
     app = application()
     members: dict[str, list[Socket]] = {}
     for tenant_id in tenant_ids:
+        host = f"{tenant_id}.localhost"
         members[tenant_id] = [
-            Socket(app, "asgiref", "/ws/room/" if i % 2 else "/ws/sync-room/", f"{tenant_id}.localhost")
+            Socket(app, "asgiref", "/ws/room/" if i % 2 else "/ws/sync-room/", host)
             for i in range(SOCKETS_PER_TENANT)
-        ]  # fmt: skip
+        ]
     everyone = [s for sockets in members.values() for s in sockets]
     assert all(accepted for accepted, _ in await asyncio.gather(*(s.connect() for s in everyone)))
 
@@ -101,9 +102,8 @@ async def fan_out(tenant_ids: list[str], *, external_layer: Any = None) -> None:
     sender = external_layer or layer
     for tenant_id in tenant_ids:
         state = await registry.aget_by_tenant_id(tenant_id)
-        await sender.group_send(
-            tenant_group("room", state), stamp({"type": "room.message", "text": f"{tenant_id} out"}, state)
-        )  # fmt: skip
+        event = stamp({"type": "room.message", "text": f"{tenant_id} out"}, state)
+        await sender.group_send(tenant_group("room", state), event)
 
     received = await asyncio.gather(*(recv_n(s, SAYS + 1) for s in everyone))
     owners = [t for t, sockets in members.items() for _ in sockets]
@@ -146,7 +146,8 @@ async def test_fan_out_redis_layer_zero_cross_tenant(
 async def test_join_and_leave_tenant_groups(tenant_ids: list[str], path: str) -> None:
     app = application()
     a, b = tenant_ids[:2]
-    sa, sb = Socket(app, "asgiref", path, f"{a}.localhost"), Socket(app, "asgiref", path, f"{b}.localhost")  # fmt: skip
+    sa = Socket(app, "asgiref", path, f"{a}.localhost")
+    sb = Socket(app, "asgiref", path, f"{b}.localhost")
     await sa.connect()
     await sb.connect()
     for s in (sa, sb):

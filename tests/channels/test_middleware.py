@@ -231,7 +231,8 @@ async def test_same_resolvers_as_http() -> None:
 
     header = config(TENANT_RESOLVER="omnitenant_async.resolvers.HeaderTenantResolver")
     with override_settings(OMNITENANT_CONFIG=header):
-        socket = Socket(application(), "asgiref", "/ws/json/", "api.example", [(b"x-tenant-id", b"t18")])  # fmt: skip
+        tenant_header = [(b"x-tenant-id", b"t18")]
+        socket = Socket(application(), "asgiref", "/ws/json/", "api.example", tenant_header)
         assert (await socket.connect())[0]
         await socket.send({"op": "whoami"})
         assert await socket.recv() == {"ctx": "t18", "marker": "t18"}

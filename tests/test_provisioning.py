@@ -8,13 +8,12 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from demo.notes.models import Marker
 from omnitenant_async import tenant_context, use_master_db
 from omnitenant_async.backends import get_tenant_backend
 from omnitenant_async.exceptions import InvalidTenantName, TenantAlreadyExists
 from omnitenant_async.signals import tenant_created, tenant_deleted, tenant_migrated
 from omnitenant_async.utils import get_tenant_model
-
-from demo.notes.models import Marker
 
 pytestmark = pytest.mark.usefixtures("django_db")
 
@@ -36,7 +35,11 @@ def events() -> Iterator[list[tuple[str, Any]]]:
     seen: list[tuple[str, Any]] = []
     receivers = {
         sig: (lambda name: lambda sender, tenant, **kw: seen.append((name, tenant.tenant_id)))(name)
-        for sig, name in ((tenant_created, "created"), (tenant_migrated, "migrated"), (tenant_deleted, "deleted"))
+        for sig, name in (
+            (tenant_created, "created"),
+            (tenant_migrated, "migrated"),
+            (tenant_deleted, "deleted"),
+        )
     }
     for sig, receiver in receivers.items():
         sig.connect(receiver)
@@ -83,7 +86,18 @@ def test_create_refuses_existing_schema() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["public", "information_schema", "pg_toast", "pg-x", "Upper", "a_b", "x" * 64, "-a", "a;drop", ""],
+    [
+        "public",
+        "information_schema",
+        "pg_toast",
+        "pg-x",
+        "Upper",
+        "a_b",
+        "x" * 64,
+        "-a",
+        "a;drop",
+        "",
+    ],
 )
 def test_reserved_and_invalid_names_refused(bad: str) -> None:
     with pytest.raises(InvalidTenantName):

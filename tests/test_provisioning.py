@@ -33,13 +33,17 @@ def tables_in(schema: str) -> set[str]:
 @pytest.fixture
 def events() -> Iterator[list[tuple[str, Any]]]:
     seen: list[tuple[str, Any]] = []
+
+    def recorder(name: str) -> Any:
+        def receiver(sender: Any, tenant: Any, **kwargs: Any) -> None:
+            seen.append((name, tenant.tenant_id))
+
+        return receiver
+
     receivers = {
-        sig: (lambda name: lambda sender, tenant, **kw: seen.append((name, tenant.tenant_id)))(name)
-        for sig, name in (
-            (tenant_created, "created"),
-            (tenant_migrated, "migrated"),
-            (tenant_deleted, "deleted"),
-        )
+        tenant_created: recorder("created"),
+        tenant_migrated: recorder("migrated"),
+        tenant_deleted: recorder("deleted"),
     }
     for sig, receiver in receivers.items():
         sig.connect(receiver)

@@ -8,10 +8,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 
+from demo.notes.models import Marker
 from omnitenant_async import tenant_context
 from omnitenant_async.db import arelease_connections, release_connections
-
-from demo.notes.models import Marker
 
 
 @pytest.mark.asyncio

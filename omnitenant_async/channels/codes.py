@@ -1,10 +1,10 @@
 """WebSocket close codes of the tenant middleware and mixin, and how a connection is refused.
 
 Codes 4000-4999 are free for applications (RFC 6455 §7.4.2); ours mirror the HTTP status.
-A connection is refused *before* ``websocket.accept``. Servers that offer the ASGI denial
-response extension (uvicorn) then answer the handshake with the HTTP status itself; the others
-(daphne) turn a close before accept into ``HTTP 403``. In-process clients such as
-``channels.testing.WebsocketCommunicator`` see the close code.
+A connection is refused *before* ``websocket.accept``: servers (uvicorn, daphne) answer such a
+handshake with ``HTTP 403``, and in-process clients such as ``WebsocketCommunicator`` see the
+close code. With ``http_denial=True`` the HTTP status itself is sent instead, through the ASGI
+denial response extension when the server offers it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ _REFUSALS: dict[int, tuple[int, str]] = {
 
 
 async def reject(
-    scope: Any, receive: ASGIReceiveCallable, send: ASGISendCallable, code: int
+    scope: Any,
+    receive: ASGIReceiveCallable,
+    send: ASGISendCallable,
+    code: int,
+    *,
+    http_denial: bool = False,
 ) -> None:
     """Refuse a WebSocket before accept, or answer an HTTP request with a plain status."""
     status, text = _REFUSALS[code]
@@ -51,7 +56,7 @@ async def reject(
     message = await receive()
     if message["type"] != "websocket.connect":
         return  # the client is already gone
-    if "websocket.http.response" in (scope.get("extensions") or {}):
+    if http_denial and "websocket.http.response" in (scope.get("extensions") or {}):
         await send({"type": "websocket.http.response.start", "status": status,
                     "headers": headers})  # fmt: skip
         await send({"type": "websocket.http.response.body", "body": body, "more_body": False})

@@ -27,10 +27,14 @@ class TenantMiddleware:
 
     Unknown tenants are refused with :data:`CLOSE_UNKNOWN_TENANT` (HTTP 404), malformed input
     with :data:`CLOSE_INVALID_TENANT` (HTTP 400). Other scope types (lifespan) pass through.
+    ``http_denial=True`` refuses WebSockets with the HTTP status instead of a close, where the
+    server supports it (off by default: uvicorn's default WebSocket protocol logs an error after
+    each denial response).
     """
 
-    def __init__(self, inner: ASGI3Application) -> None:
+    def __init__(self, inner: ASGI3Application, *, http_denial: bool = False) -> None:
         self.inner: Any = inner  # Channels' routers and consumers are untyped
+        self.http_denial = http_denial
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -43,10 +47,10 @@ class TenantMiddleware:
         try:
             state = await aresolve(resolver, info)
         except TenantNotFound:
-            await reject(scope, receive, send, CLOSE_UNKNOWN_TENANT)
+            await reject(scope, receive, send, CLOSE_UNKNOWN_TENANT, http_denial=self.http_denial)
             return
         except InvalidTenantInput:
-            await reject(scope, receive, send, CLOSE_INVALID_TENANT)
+            await reject(scope, receive, send, CLOSE_INVALID_TENANT, http_denial=self.http_denial)
             return
         inner_scope = cast(dict[str, Any], dict(scope))
         inner_scope["tenant"] = state.tenant

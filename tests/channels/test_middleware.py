@@ -131,11 +131,18 @@ async def test_unknown_and_malformed_hosts_close_before_accept() -> None:
 
 
 @pytest.mark.asyncio
-async def test_refusal_uses_http_status_when_the_server_offers_denial_responses() -> None:
-    app = TenantMiddleware(Recorder())
+async def test_http_denial_sends_the_status_when_the_server_offers_it() -> None:
+    app = TenantMiddleware(Recorder(), http_denial=True)
     unknown = await ws_outcome(app, "/ws/x/", "nobody.localhost", extensions=True)
     assert unknown == ("http", 404, b"Unknown tenant.")
     assert (await ws_outcome(app, "/ws/x/", "a..b", extensions=True))[:2] == ("http", 400)
+    # Without the extension, or by default: the close code.
+    assert await ws_outcome(app, "/ws/x/", "nobody.localhost") == ("close", 4404)
+    default = TenantMiddleware(Recorder())
+    assert await ws_outcome(default, "/ws/x/", "nobody.localhost", extensions=True) == (
+        "close",
+        4404,
+    )
 
 
 @pytest.mark.asyncio

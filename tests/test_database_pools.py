@@ -204,8 +204,9 @@ async def test_200_tenant_databases_stay_within_the_connection_budget(
     budget = 20
     env = {"OMNITENANT_DB_MAX_POOLS": "10", "OMNITENANT_DB_POOL_SIZE": "2"}
     live = await asyncio.to_thread(Server, "demo.asgi:application", env)
-    order = [t.tenant_id for t in pool_tenants] * 2
-    limit = asyncio.Semaphore(32)
+    # Three requests per tenant in a row, 48 at a time: pools fill to their size of 2.
+    order = [t.tenant_id for t in pool_tenants for _ in range(3)]
+    limit = asyncio.Semaphore(48)
     try:
         with ConnectionSampler(server, prefix() + "pool_%") as sampler:
             async with httpx.AsyncClient(base_url=live.url, timeout=60) as client:

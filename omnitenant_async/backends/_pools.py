@@ -11,20 +11,59 @@ than ``max_pools x max_size`` server connections to tenant databases, whatever t
 from __future__ import annotations
 
 import atexit
+import os
+import socket
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-__all__ = ["PoolBudgetExhausted", "PoolRegistry", "registry"]
+__all__ = ["ExitAwareConnection", "PoolBudgetExhausted", "PoolRegistry", "registry"]
+
+# How long close() waits for the server to end the backend (it normally takes under 1 ms).
+BACKEND_EXIT_WAIT = 1.0
 
 
 class PoolBudgetExhausted(PoolTimeout):
     """Every pool slot is busy and none became free in time."""
+
+
+class ExitAwareConnection(psycopg.Connection[Any]):
+    """A connection whose ``close()`` returns once the server's backend is gone.
+
+    A closed connection's backend stays in ``pg_stat_activity`` and holds its
+    ``max_connections`` slot for a moment after the client hangs up, so a pool opened right
+    after another was closed could briefly exceed the budget as the server counts it. Keeping
+    a duplicate of the socket and waiting for the server to close its end closes that gap.
+    """
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            watcher: socket.socket | None = socket.socket(fileno=os.dup(self.pgconn.socket))
+        except (OSError, psycopg.Error):
+            watcher = None  # already broken: nothing to wait for
+        super().close()
+        if watcher is not None:
+            with watcher:
+                _wait_for_eof(watcher, BACKEND_EXIT_WAIT)
+
+
+def _wait_for_eof(sock: socket.socket, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    try:
+        while (remaining := deadline - time.monotonic()) > 0:
+            sock.settimeout(remaining)
+            if not sock.recv(65536):
+                return
+    except OSError:  # timeout or reset: stop waiting
+        return
 
 
 @dataclass(eq=False, slots=True)
@@ -32,6 +71,9 @@ class _Entry:
     key: str
     pool: ConnectionPool
     in_use: int = 0
+    # Set once the pools evicted to make room for this one are closed: until then their
+    # connections still count against the budget, so nobody may connect through this one.
+    ready: threading.Event = field(default_factory=threading.Event)
 
 
 class PoolRegistry:
@@ -55,6 +97,8 @@ class PoolRegistry:
         deadline = time.monotonic() + timeout
         entry = self._reserve(key, make_pool, max(max_pools, 1), deadline)
         try:
+            if not entry.ready.wait(max(deadline - time.monotonic(), 0)):
+                raise PoolBudgetExhausted(f"The pool for {key!r} did not become ready in time.")
             entry.pool.open()
             conn: Any = entry.pool.getconn(timeout=max(deadline - time.monotonic(), 0.001))
         except BaseException:
@@ -81,6 +125,7 @@ class PoolRegistry:
         self, key: str, make_pool: Callable[[], ConnectionPool], max_pools: int, deadline: float
     ) -> _Entry:
         victims: list[ConnectionPool] = []
+        created: _Entry | None = None
         try:
             with self._cond:
                 while True:
@@ -88,7 +133,7 @@ class PoolRegistry:
                     if entry is None:
                         victims += self._evict_idle(max_pools - 1)
                         if len(self._entries) < max_pools:
-                            entry = self._entries[key] = _Entry(key, make_pool())
+                            entry = created = self._entries[key] = _Entry(key, make_pool())
                             self.created += 1
                     if entry is not None:
                         self._entries.move_to_end(key)
@@ -104,8 +149,12 @@ class PoolRegistry:
                         )
                     self._cond.wait(remaining)
         finally:
-            for pool in victims:
-                _close_pool(pool)
+            try:
+                for pool in victims:
+                    _close_pool(pool)
+            finally:
+                if created is not None:
+                    created.ready.set()
 
     def _evict_idle(self, keep: int) -> list[ConnectionPool]:
         """Pop least recently used idle pools until at most ``keep`` remain; lock held."""

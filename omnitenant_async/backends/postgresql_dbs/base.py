@@ -21,7 +21,7 @@ from psycopg_pool import ConnectionPool
 from ...conf import get_config
 from ...context import TenantState, get_current_state
 from ...exceptions import NoTenantActive, TenantSwitchInTransaction
-from .._pools import registry
+from .._pools import ExitAwareConnection, registry
 from .creation import DatabaseCreation
 
 _PostgresWrapper: Any = pg.DatabaseWrapper
@@ -89,6 +89,7 @@ class DatabaseWrapper(_PostgresWrapper):
             max_idle=config.DATABASE_POOL_MAX_IDLE,
             timeout=config.DATABASE_POOL_TIMEOUT,
             num_workers=1,
+            connection_class=ExitAwareConnection,
             name=f"ot:{state.database}",
             configure=self._configurer(db),
             check=ConnectionPool.check_connection

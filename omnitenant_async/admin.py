@@ -87,12 +87,18 @@ class DomainInline(_TabularInline):
     extra = 1
 
 
-def provision(tenant: Any) -> str:
-    """Create the tenant's schema (or database) and migrate it; migrate only if it exists."""
+def provision(tenant: Any, *, adopt: bool = True) -> str:
+    """Create the tenant's schema (or database) and migrate it.
+
+    If the storage already exists (e.g. kept by ``deletetenant`` without ``--drop``), migrate it
+    when ``adopt`` is true, else raise ``TenantAlreadyExists``.
+    """
     backend = get_tenant_backend(tenant)
     try:
         backend.create(run_migrations=True)
     except TenantAlreadyExists:
+        if not adopt:
+            raise
         backend.migrate()
         return "migrated"
     return "created and migrated"
@@ -133,19 +139,29 @@ class TenantAdmin(PublicOnlyAdminMixin):
         super().save_model(request, obj, form, change)
         if not change and self.provision_on_add:
             # After commit: the migrations must not run inside the admin's transaction.
+            # A schema that is already there is not adopted silently: the action does that.
             transaction.on_commit(
-                functools.partial(self._provision_one, request, obj),
+                functools.partial(self._provision_one, request, obj, adopt=False),
                 using=get_config().MASTER_DB_ALIAS,
             )
 
     @admin.action(description="Provision (create schema + migrate)")
     def provision_tenants(self, request: HttpRequest, queryset: models.QuerySet[Any]) -> None:
         for tenant in queryset:
-            self._provision_one(request, tenant)
+            self._provision_one(request, tenant, adopt=True)
 
-    def _provision_one(self, request: HttpRequest, tenant: Any) -> None:
+    def _provision_one(self, request: HttpRequest, tenant: Any, *, adopt: bool) -> None:
         try:
-            done = provision(tenant)
+            done = provision(tenant, adopt=adopt)
+        except TenantAlreadyExists:
+            self.message_user(
+                request,
+                f"Tenant {tenant.tenant_id!r} was saved, but its schema or database already "
+                "exists (kept from a deleted tenant?). Run the 'Provision' action to adopt and "
+                "migrate it, or delete this tenant.",
+                messages.WARNING,
+            )
+            return
         except (OmnitenantError, DatabaseError) as err:
             self.message_user(
                 request,

@@ -204,3 +204,32 @@ async def test_admin_through_async_client(admin_tenants: dict[str, Any]) -> None
         page = await client.get("/admin/notes/note/")
         html = page.content.decode()
         assert page.status_code == 200 and "1 note" in html and "A note" not in html
+
+
+def test_adding_a_tenant_over_an_existing_schema_asks_before_adopting_it(
+    admin_tenants: dict[str, Any],
+) -> None:
+    """A schema kept from a deleted tenant is not migrated by the add form, only by the action."""
+    with use_master_db(), connection.cursor() as cursor:
+        cursor.execute('CREATE SCHEMA "ops-adm-old"')
+        cursor.execute('CREATE TABLE "ops-adm-old".kept (id int)')
+    client = Client()
+    login(client, "localhost", "ops-root")
+    try:
+        response = client.post(
+            "/admin/customers/tenant/add/", _tenant_form("ops-adm-old", []),
+            headers={"host": "localhost"}, follow=True,
+        )  # fmt: skip
+        assert "already exists (kept from a deleted tenant?)" in response.content.decode()
+        assert _has_table("ops-adm-old", "kept") and not _has_table("ops-adm-old", "notes_note")
+        with use_master_db():
+            pk = get_tenant_model().objects.get(tenant_id="ops-adm-old").pk
+        response = client.post(
+            "/admin/customers/tenant/",
+            {"action": "provision_tenants", "_selected_action": [str(pk)]},
+            headers={"host": "localhost"}, follow=True,
+        )  # fmt: skip
+        assert "Tenant &#x27;ops-adm-old&#x27;: migrated." in response.content.decode()
+        assert _has_table("ops-adm-old", "kept") and _has_table("ops-adm-old", "notes_note")
+    finally:
+        drop_test_tenant("ops-adm-old")

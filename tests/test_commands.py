@@ -202,6 +202,43 @@ def test_createtenant_prompts_in_a_real_terminal() -> None:
         ]
 
 
+def database_exists(name: str) -> bool:
+    with use_master_db(), connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        return cursor.fetchone() is not None
+
+
+def test_database_tenant_through_the_commands(
+    monkeypatch: pytest.MonkeyPatch, fast_hasher: None
+) -> None:
+    """createtenant --isolation database, then the other commands, on the master's server."""
+    name = os.environ["OMNITENANT_PGDATABASE"] + "_ops_dbt"
+    config = json.dumps({"database": {"NAME": name}})
+    try:
+        out = run("createtenant", tenant_id="ops-dbt", isolation="database", config=config,
+                  domains=["ops-dbt.localhost"])  # fmt: skip
+        assert "Created tenant 'ops-dbt' (migrated" in out and database_exists(name)
+        assert not schema_exists("ops-dbt")
+        rows = {r["tenant_id"]: r for r in json.loads(run("showtenants", format="json"))}
+        assert rows["ops-dbt"]["isolation"] == "database"
+        assert "No planned migration operations" in run(
+            "migratetenant", tenant_id="ops-dbt", plan=True
+        )
+        monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "pw")
+        run("createtenantsuperuser", tenant_id="ops-dbt", username="ops-dbt-boss",
+            email="b@example.com", interactive=False)  # fmt: skip
+        assert "ops-dbt-boss" in _usernames(tenant_row("ops-dbt"))
+        assert "ops-dbt-boss" not in _usernames(None)
+        [result] = migrate_tenants([tenant_row("ops-dbt")])
+        assert result.ok, result.error
+        out = run("deletetenant", tenant_id="ops-dbt", drop=True, interactive=False)
+        assert "Deleted tenant 'ops-dbt' and its database." in out
+        assert not database_exists(name) and tenant_row("ops-dbt") is None
+    finally:
+        if tenant_row("ops-dbt") is not None:
+            drop_test_tenant("ops-dbt")
+
+
 # -- showtenants ----------------------------------------------------------------------------------
 
 

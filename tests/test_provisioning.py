@@ -84,6 +84,7 @@ def test_create_refuses_existing_schema() -> None:
     try:
         with pytest.raises(TenantAlreadyExists, match="prov-b"):
             get_tenant_backend(new_tenant("prov-b")).create(run_migrations=False)
+        assert not get_tenant_model().objects.filter(tenant_id="prov-b").exists()
     finally:
         get_tenant_backend(new_tenant("prov-b")).delete(drop=True)
 
@@ -119,6 +120,7 @@ def test_failed_migration_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(RuntimeError):
         get_tenant_backend(new_tenant("prov-c")).create()
     assert not schema_exists("prov-c")
+    assert not get_tenant_model().objects.filter(tenant_id="prov-c").exists()
 
 
 @pytest.mark.asyncio

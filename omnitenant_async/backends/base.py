@@ -44,11 +44,17 @@ class BaseTenantBackend:
     def create(
         self, run_migrations: bool = True, *, verbosity: int = 0, stdout: TextIO | None = None
     ) -> None:
+        """Save the row if new, create the storage, migrate it; on failure undo what it did."""
         validate_schema_name(self.tenant.tenant_id)
-        if self.tenant.pk is None:
+        new_row = self.tenant.pk is None
+        if new_row:
             with use_master_db():
                 self.tenant.save()
-        self.create_storage()
+        try:
+            self.create_storage()
+        except BaseException:
+            self._forget_row(new_row)
+            raise
         tenant_created.send(sender=type(self.tenant), tenant=self.tenant)
         if not run_migrations:
             return
@@ -56,7 +62,14 @@ class BaseTenantBackend:
             self.migrate(verbosity=verbosity, stdout=stdout)
         except BaseException:
             self.drop_storage()  # all or nothing: no half-migrated tenant is left behind
+            self._forget_row(new_row)
             raise
+
+    def _forget_row(self, new_row: bool) -> None:
+        if new_row and self.tenant.pk is not None:
+            with use_master_db():
+                type(self.tenant).objects.filter(pk=self.tenant.pk).delete()
+            self.tenant.pk = None
 
     def migrate(
         self,

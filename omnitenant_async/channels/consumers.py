@@ -17,7 +17,7 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 
 from ..context import TenantState, tenant_context
 from .codes import CLOSE_NO_TENANT, logger, reject
-from .groups import is_foreign, stamp, tenant_group
+from .groups import TENANT_KEY, stamp, tenant_group
 from .threads import configured_threads, executor_for
 
 
@@ -50,6 +50,7 @@ class TenantConsumerMixin:
     groups: list[str] | None
     _sync: bool
     _tenant_state: TenantState
+    _threads: int
     _db_executor: Executor | None
 
     @property
@@ -69,6 +70,8 @@ class TenantConsumerMixin:
             await reject(scope, receive, send, CLOSE_NO_TENANT)
             return
         self._tenant_state = state
+        self._threads = configured_threads() if self.db_threads is None else self.db_threads
+        self._db_executor = None  # chosen at the first message, once channel_name exists
         groups = getattr(self, "groups", None)  # plain AsyncConsumer has none
         if groups:
             self.groups = [tenant_group(name, state) for name in groups]
@@ -76,29 +79,26 @@ class TenantConsumerMixin:
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         state = self._tenant_state
-        if is_foreign(message, state):
+        if TENANT_KEY in message and message[TENANT_KEY] != state.tenant_id:
             logger.warning(
                 "Dropped a %r event for tenant %r sent to a consumer of tenant %r.",
-                message.get("type"), message.get("tenant"), state.tenant_id,
+                message.get("type"), message[TENANT_KEY], state.tenant_id,
             )  # fmt: skip
             return
         parent = cast(Any, super())
         with tenant_context(state):
-            executor = self._executor()
-            if executor is None:
+            if not self._threads:
                 await parent.dispatch(message)
                 return
-            async with ThreadSensitiveContext(executor=executor):
+            async with ThreadSensitiveContext(executor=self._executor()):
                 await parent.dispatch(message)
 
-    def _executor(self) -> Executor | None:
-        try:
-            return self._db_executor
-        except AttributeError:
-            threads = configured_threads() if self.db_threads is None else self.db_threads
+    def _executor(self) -> Executor:
+        executor = self._db_executor
+        if executor is None:
             key = getattr(self, "channel_name", None) or str(id(self))
-            self._db_executor = executor_for(key, threads)
-            return self._db_executor
+            executor = self._db_executor = executor_for(key, self._threads)
+        return executor
 
     def tenant_group(self, name: str) -> str:
         """This connection's tenant-scoped name for group ``name``."""

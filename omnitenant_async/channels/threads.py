@@ -48,9 +48,8 @@ def executors(threads: int) -> tuple[ThreadPoolExecutor, ...]:
     return found
 
 
-def executor_for(key: str, threads: int) -> ThreadPoolExecutor | None:
-    """The executor serving ``key`` (a channel name); ``None`` when ``threads`` is 0."""
-    if threads <= 0:
-        return None
-    pool = executors(threads)
-    return pool[zlib.crc32(key.encode()) % threads]
+def executor_for(key: str, threads: int) -> ThreadPoolExecutor:
+    """The executor serving ``key`` (a channel name), one of ``threads``."""
+    if threads < 1:
+        raise ValueError(f"executor_for() needs at least one thread, not {threads}.")
+    return executors(threads)[zlib.crc32(key.encode()) % threads]

@@ -29,7 +29,8 @@ def test_bad_setting_is_refused(bad: Any) -> None:
 
 
 def test_executors_are_reused_and_chosen_by_channel_name() -> None:
-    assert executor_for("specific.abc!def", 0) is None
+    with pytest.raises(ValueError):
+        executor_for("specific.abc!def", 0)
     first = executor_for("specific.abc!def", 4)
     assert first is executor_for("specific.abc!def", 4)
     chosen = {executor_for(f"specific.x!{i}", 4) for i in range(64)}

@@ -20,6 +20,7 @@ import argparse
 import http.client
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -119,11 +120,11 @@ class Monitor:
                 out["domain_select"] += calls
         return out
 
-    def backends(self, db: str) -> int:
-        row = self.conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [db]
-        ).fetchone()
-        return int(row[0]) if row else 0
+    def backend_pids(self, db: str) -> list[int]:
+        rows = self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", [db]
+        ).fetchall()
+        return [int(r[0]) for r in rows]
 
     @contextmanager
     def statement_log(self) -> Iterator[None]:
@@ -137,6 +138,69 @@ class Monitor:
             self.conn.execute("ALTER SYSTEM RESET log_statement")
             self.conn.execute("SELECT pg_reload_conf()")
             time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------------------------
+# CPU accounting: the machine is shared, so wall-clock throughput is noisy; CPU time per request
+# of the server process and its PostgreSQL backends is much less so.
+# --------------------------------------------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads); 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine since boot."""
+    with open("/proc/stat") as fh:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+            int, fh.readline().split()[1:9]
+        )
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK, steal / CLK_TCK
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class CpuSnapshot:
+    app: float
+    pg: float
+    wrk: float
+    busy: float
+    steal: float
+    wall: float
+
+    @classmethod
+    def take(cls, app_pid: int, pg_pids: list[int]) -> CpuSnapshot:
+        busy, steal = machine_cpu()
+        return cls(
+            proc_cpu(app_pid), sum(map(proc_cpu, pg_pids)), children_cpu(), busy, steal,
+            time.monotonic(),
+        )  # fmt: skip
+
+    def since(self, before: CpuSnapshot) -> dict[str, float]:
+        """CPU seconds used between two snapshots; ``foreign`` is everyone else's."""
+        d = {
+            "app": self.app - before.app,
+            "pg": self.pg - before.pg,
+            "wrk": self.wrk - before.wrk,
+            "busy": self.busy - before.busy,
+            "steal": self.steal - before.steal,
+            "wall": self.wall - before.wall,
+        }
+        d["foreign"] = max(0.0, d["busy"] - d["app"] - d["pg"] - d["wrk"])
+        return d
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,6 +412,8 @@ class Args:
     audit: int
     django_tenants: bool
     own_cluster_log: str | None
+    quiet_below: float
+    quiet_budget: float
 
 
 def wrk_cmd(args: Args, server: Server, seconds: int, hosts: list[str] | None = None) -> list[str]:
@@ -372,16 +438,45 @@ def measure(
     args: Args, mon: Monitor, server: Server, seconds: int, hosts: list[str] | None = None
 ) -> dict[str, Any]:
     db = server.variant.db
+    pg_pids = mon.backend_pids(db)
     mon.reset(db)
+    before = CpuSnapshot.take(server.proc.pid, pg_pids)
     result = run_wrk(wrk_cmd(args, server, seconds, hosts))
+    result["cpu"] = CpuSnapshot.take(server.proc.pid, pg_pids).since(before)
     result["pg"] = mon.counts(db)
-    result["backends"] = mon.backends(db)
+    result["backends"] = len(pg_pids)
+    served = result["pg"].get("marker_select") or result["requests"]
+    result["cpu_ms_per_request"] = 1000 * (result["cpu"]["app"] + result["cpu"]["pg"]) / served
     return result
 
 
 # --------------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------------
+
+
+def busy_share(seconds: float = 1.0) -> float:
+    """Share of the machine's CPUs busy over ``seconds`` (our servers idle: other processes)."""
+    before, t0 = machine_cpu()[0], time.monotonic()
+    time.sleep(seconds)
+    return (machine_cpu()[0] - before) / ((time.monotonic() - t0) * (os.cpu_count() or 1))
+
+
+class QuietWaiter:
+    """Waits for other load on the shared machine to calm down, within a total time budget."""
+
+    def __init__(self, below: float, budget: float) -> None:
+        self.below = below
+        self.budget = budget
+        self.waited = 0.0
+
+    def wait(self) -> float:
+        share = busy_share()
+        while share > self.below and self.waited < self.budget:
+            t0 = time.monotonic()
+            share = busy_share()
+            self.waited += time.monotonic() - t0
+        return share
 
 
 def timed_rounds(
@@ -395,36 +490,56 @@ def timed_rounds(
         shift = r % len(others) if others else 0
         order += [(r, "plain")] + [(r, k) for k in others[shift:] + others[:shift]]
     order.append((args.rounds, "plain"))
+    quiet = QuietWaiter(args.quiet_below, args.quiet_budget)
     for i, (r, key) in enumerate(order, 1):
         server = servers[key]
+        idle_share = quiet.wait()
         run_wrk(wrk_cmd(args, server, args.warmup))
         result = measure(args, mon, server, args.duration)
         result["round"] = r
+        result["busy_before"] = idle_share
         runs[key].append(result)
         log(
             f"run {i}/{len(order)} round {r} {key:15s} {result['rps']:8.1f} req/s  "
             f"p50 {result['latency_us']['p50'] / 1000:6.1f} ms  "
             f"p99 {result['latency_us']['p99'] / 1000:6.1f} ms  "
-            f"SET {result['pg'].get('set_search_path', '-')}  errors {result['errors_total']}"
+            f"SET {result['pg'].get('set_search_path', '-')}  errors {result['errors_total']}  "
+            f"CPU {result['cpu_ms_per_request']:.2f} ms/req  "
+            f"others {foreign_share(result):.0%} (before: {idle_share:.0%})  "
+            f"steal {result['cpu']['steal']:.1f} s"
         )
+    log(f"waited {quiet.waited:.0f} s in all for other load to calm down")
     return runs
 
 
+def foreign_share(result: dict[str, Any]) -> float:
+    """Share of the machine's CPU capacity used by processes outside the benchmark."""
+    cpu = result["cpu"]
+    return float(cpu["foreign"] / (cpu["wall"] * (os.cpu_count() or 1)))
+
+
+def paired(runs: dict[str, list[dict[str, Any]]], key: str, value: str) -> list[float]:
+    """A run's ``value`` over the mean of the plain runs around it (same round and the next).
+
+    For plain itself: over its neighbours' mean (the noise floor).
+    """
+    plain = {r["round"]: r[value] for r in runs["plain"]}
+    around = (-1, 1) if key == "plain" else (0, 1)
+    return [
+        r[value] / statistics.mean(plain[x] for x in (r["round"] + d for d in around) if x in plain)
+        for r in runs[key]
+    ]
+
+
 def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    plain = {r["round"]: r["rps"] for r in runs["plain"]}
     summary: dict[str, dict[str, Any]] = {}
     for key, results in runs.items():
-        # Against the mean of the plain runs around it; a plain run against its neighbours
-        # (the noise floor).
-        around = (-1, 1) if key == "plain" else (0, 1)
-        ratios = [
-            r["rps"]
-            / statistics.mean(plain[x] for x in (r["round"] + d for d in around) if x in plain)
-            for r in results
-        ]
+        ratios = paired(runs, key, "rps")
+        cpu_ratios = paired(runs, key, "cpu_ms_per_request")
         served = sum(r["pg"].get("marker_select", 0) for r in results)
         sets = sum(r["pg"].get("set_search_path", 0) for r in results)
         statements = sum(r["pg"].get("statements", 0) for r in results)
+        lookups = sum(r["pg"].get("domain_select", 0) for r in results)
         summary[key] = {
             "rps_median": statistics.median(r["rps"] for r in results),
             "rps_runs": [round(r["rps"], 1) for r in results],
@@ -439,7 +554,12 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
             "sets_total": sets,
             "sets_per_request": sets / served if served else None,
             "statements_per_request": statements / served if served else None,
+            "domain_lookups": lookups,
             "errors": sum(r["errors_total"] for r in results),
+            "cpu_ms_per_request": statistics.median(r["cpu_ms_per_request"] for r in results),
+            "cpu_ratio_median": statistics.median(cpu_ratios),
+            "cpu_ratios": [round(x, 3) for x in cpu_ratios],
+            "foreign_share": [round(foreign_share(r), 2) for r in results],
             "backends": max(r["backends"] for r in results),
         }
     return summary
@@ -447,7 +567,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
 
 def classify_log(lines: list[str]) -> dict[str, int]:
     """Client messages in a PostgreSQL log with log_statement = 'all', by what they carry."""
-    out = {"messages": 0, "set_alone": 0, "set_with_select": 0, "select_marker": 0, "domain": 0}
+    out = {"messages": 0, "set_alone": 0, "set_with_query": 0, "select_marker": 0, "domain": 0}
     for line in lines:
         _, sep, stmt = line.partition("LOG:  statement: ")
         if not sep:
@@ -459,7 +579,9 @@ def classify_log(lines: list[str]) -> dict[str, int]:
             continue  # the driver's own statements
         out["messages"] += 1
         if low.startswith("set search_path"):
-            out["set_with_select" if "_marker" in low else "set_alone"] += 1
+            # Piggybacked: another statement follows in the same message.
+            rest = low.partition(";")[2].strip()
+            out["set_with_query" if rest else "set_alone"] += 1
         if "_marker" in low:
             out["select_marker"] += 1
         if "_domain" in low:
@@ -484,7 +606,10 @@ def audit(args: Args, mon: Monitor, servers: dict[str, Server]) -> list[dict[str
         if log_path and offset is not None:
             with log_path.open(errors="replace") as fh:
                 fh.seek(offset)
-                result["log"] = classify_log(fh.read().splitlines())
+                text = fh.read()
+            suffix = "-1tenant" if hosts else ""
+            (OUT / f"audit-{key}{suffix}.pglog").write_text(text)
+            result["log"] = classify_log(text.splitlines())
         served = result["pg"].get("marker_select", 0)
         result.update(
             key=key,
@@ -518,26 +643,37 @@ def report(meta: dict[str, Any], variants: list[Variant], summary: dict[str, Any
         "at the end. Pool, identical for every variant: "
         f"`OPTIONS['pool'] = {meta['pool']}`. Versions: {meta['versions']}.",
         "",
-        "| variant | req/s (median) | ratio to plain (median; min-max) | p50 ms | p99 ms "
-        "| SET search_path / request | SQL statements / request | errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | req/s (median) | req/s ratio to plain (median; min-max) | p50 ms "
+        "| p99 ms | server CPU ms / request (app + PostgreSQL) | CPU ratio to plain "
+        "| SET search_path / request | SQL statements / request | tenant lookups in SQL "
+        "| errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, s in summary.items():
         lines.append(
             f"| {labels[key]} | {s['rps_median']:.0f} | {s['ratio_median']:.3f} "
             f"({s['ratio_min']:.2f}-{s['ratio_max']:.2f}) | {s['p50_ms']:.0f} | "
-            f"{s['p99_ms']:.0f} | {fmt(s['sets_per_request'], 3)} ({s['sets_total']} in all) | "
-            f"{fmt(s['statements_per_request'])} | {s['errors']} |"
+            f"{s['p99_ms']:.0f} | {s['cpu_ms_per_request']:.2f} | {s['cpu_ratio_median']:.3f} | "
+            f"{fmt(s['sets_per_request'], 3)} ({s['sets_total']} in all) | "
+            f"{fmt(s['statements_per_request'])} | {s['domain_lookups']} | {s['errors']} |"
         )
-    lines += ["", "Per run req/s, in round order:", ""]
+    lines += [
+        "",
+        "Per run, in round order: req/s (paired req/s ratio; paired CPU-per-request ratio; "
+        "share of the machine's CPU used by processes outside the bench):",
+        "",
+    ]
     for key, s in summary.items():
-        lines.append(f"- {labels[key]}: {s['rps_runs']} (ratios {s['ratios']})")
+        lines.append(
+            f"- {labels[key]}: {s['rps_runs']} ({s['ratios']}; {s['cpu_ratios']}; "
+            f"{s['foreign_share']})"
+        )
     lines += [
         "",
         "Audit runs (short; with `log_statement = 'all'` on the bench's own cluster, so slower):",
         "",
         "| variant | hosts | requests | SET / request | SET messages alone / request "
-        "| SET sent with the SELECT / request | client messages / request |",
+        "| SET sent in front of a query / request | client messages / request |",
         "|---|---|---|---|---|---|---|",
     ]
     for a in audits:
@@ -548,7 +684,7 @@ def report(meta: dict[str, Any], variants: list[Variant], summary: dict[str, Any
             f"| {labels[a['key']]} | {a['hosts']} | {a['served']} | "
             f"{fmt(sets / served if sets is not None else None, 3)} | "
             f"{fmt(lg['set_alone'] / served if lg else None, 3)} | "
-            f"{fmt(lg['set_with_select'] / served if lg else None, 3)} | "
+            f"{fmt(lg['set_with_query'] / served if lg else None, 3)} | "
             f"{fmt(lg['messages'] / served if lg else None, 3)} |"
         )
     return "\n".join(lines) + "\n"
@@ -559,18 +695,25 @@ def report(meta: dict[str, Any], variants: list[Variant], summary: dict[str, Any
 
 def parse_args(argv: list[str]) -> Args:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=int, default=15, help="seconds per measured run")
-    p.add_argument("--warmup", type=int, default=3, help="seconds of warm-up before each run")
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    p.add_argument("--warmup", type=int, default=2, help="seconds of warm-up before each run")
+    p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--audit", type=int, default=4, help="seconds per audit run (0: none)")
     p.add_argument("--no-django-tenants", dest="django_tenants", action="store_false")
+    p.add_argument(
+        "--quiet-below", type=float, default=0.25,
+        help="before a run, wait while other processes use more than this share of the CPUs",
+    )  # fmt: skip
+    p.add_argument(
+        "--quiet-budget", type=float, default=90, help="seconds of such waiting in all, at most"
+    )
     ns = p.parse_args(argv)
     own_log = os.environ.get("OMNITENANT_BENCH_PG_LOG") or None
     return Args(
         ns.duration, ns.warmup, ns.rounds, ns.connections, ns.threads, ns.audit,
-        ns.django_tenants, own_log,
+        ns.django_tenants, own_log, ns.quiet_below, ns.quiet_budget,
     )  # fmt: skip
 
 

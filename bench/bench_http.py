@@ -45,6 +45,7 @@ OUT = BENCH / "out"
 LUA = BENCH / "rotate_hosts.lua"
 DT_DIR = BENCH / "django_tenants_project"
 DT_VENV = BENCH / ".venvs" / "django-tenants"
+TOOLS_VENV = BENCH / ".venvs" / "tools"
 N_TENANTS = 50
 TENANT_HOSTS = [f"b{i:02d}.localhost" for i in range(N_TENANTS)]
 DB_TENANCY = os.environ.get("OMNITENANT_BENCH_DB", "omnitenant_bench")
@@ -414,6 +415,8 @@ class Args:
     own_cluster_log: str | None
     quiet_below: float
     quiet_budget: float
+    profile: int
+    overhead: bool
 
 
 def wrk_cmd(args: Args, server: Server, seconds: int, hosts: list[str] | None = None) -> list[str]:
@@ -622,6 +625,115 @@ def audit(args: Args, mon: Monitor, servers: dict[str, Server]) -> list[dict[str
 
 
 # --------------------------------------------------------------------------------------------
+# Profile: where the server's CPU goes (py-spy, sampling the live uvicorn process under load)
+# --------------------------------------------------------------------------------------------
+
+PACKAGES = {"omnitenant_async", "django", "asgiref", "psycopg", "psycopg_pool", "uvicorn", "h11"}
+
+
+def ensure_py_spy() -> str:
+    exe = TOOLS_VENV / "bin" / "py-spy"
+    if not exe.exists():
+        log(f"installing py-spy into {TOOLS_VENV.relative_to(ROOT)}")
+        run_logged([sys.executable, "-m", "venv", str(TOOLS_VENV)], cwd=ROOT, env={}, name="tools")
+        pip = [str(TOOLS_VENV / "bin" / "python"), "-m", "pip", "install", "-q", "py-spy"]
+        run_logged(pip, cwd=ROOT, env={"PIP_DISABLE_PIP_VERSION_CHECK": "1"}, name="tools-pip")
+    return str(exe)
+
+
+def package_of(frame: str) -> str | None:
+    """``func (django/db/utils.py:12)`` -> ``django``; None for the standard library."""
+    path = frame.rpartition(" (")[2]
+    top = path.split("/", 1)[0].removesuffix(")").partition(":")[0].removesuffix(".py")
+    return top if top in PACKAGES else None
+
+
+# What a sampled stack is waiting on, from its frames (innermost match wins).
+WAITS = (
+    ("WaitingClient.wait", "waiting for a pool connection"),
+    ("Connection.wait", "waiting for PostgreSQL"),
+    ("Thread.start", "starting the request's thread"),
+    ("Thread.join", "joining the request's thread"),
+    ("Scheduler.run", "idle pool thread"),
+    ("Queue.get", "idle pool thread"),
+    ("_worker", "idle executor thread"),
+    ("select", "event loop idle"),
+)
+WAIT_LEAVES = ("Condition.wait", "Event.wait", "Queue.get", "Thread.join", "_worker", "select")
+
+
+def classify_stack(frames: list[str]) -> str:
+    """``waiting: <what>`` when the innermost frame blocks, else the package running."""
+    names = [f.rpartition(" (")[0].rpartition(".")[2] if " (" in f else f for f in frames]
+    full = [f.rpartition(" (")[0] for f in frames]
+    if full and (full[-1] in WAIT_LEAVES or names[-1] in WAIT_LEAVES or full[-1].endswith("wait")):
+        for marker, what in WAITS:
+            if any(name == marker or name.endswith("." + marker) for name in reversed(full)):
+                return f"waiting: {what}"
+        return "waiting: other"
+    owner = next((p for p in map(package_of, reversed(frames)) if p), "stdlib")
+    return f"running: {owner}"
+
+
+def profile_shares(raw: Path) -> dict[str, Any]:
+    """Sampled thread stacks by what they wait on or which package runs (the standard library
+    is charged to its caller), and omnitenant_async's share of the running samples."""
+    found: dict[str, int] = {}
+    total = running = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        frames = stack.split(";")
+        kind = classify_stack(frames)
+        found[kind] = found.get(kind, 0) + n
+        total += n
+        if kind.startswith("running"):
+            running += n
+    shares = {k: round(v / total, 3) for k, v in sorted(found.items(), key=lambda kv: -kv[1])}
+    return {
+        "samples": total,
+        "shares": shares,
+        "running": round(running / total, 3),
+        "omnitenant_in_running": round(found.get("running: omnitenant_async", 0) / running, 3)
+        if running
+        else 0.0,
+    }
+
+
+def profile(args: Args, servers: dict[str, Server], seconds: int) -> dict[str, Any]:
+    py_spy = ensure_py_spy()
+    found: dict[str, Any] = {}
+    for key in ("plain", "omni_pb", "omni_nopb"):
+        server = servers[key]
+        raw = OUT / f"profile-{key}.txt"
+        wrk = subprocess.Popen(wrk_cmd(args, server, seconds + 2), stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(1)
+            subprocess.run(
+                [py_spy, "record", "-p", str(server.proc.pid), "-d", str(seconds), "-r", "50",
+                 "-f", "raw", "-o", str(raw)],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        finally:
+            wrk.wait()
+        found[key] = profile_shares(raw)
+        log(f"profile {key}: {found[key]}")
+    return found
+
+
+def measure_overhead() -> dict[str, Any]:
+    """bench.bench_overhead in a subprocess (its own settings): CPU µs of the tenancy layer."""
+    log("measuring the tenancy layer's CPU cost in-process (bench.bench_overhead)")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.overhead_settings"}
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.bench_overhead"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+# --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
 
@@ -631,7 +743,8 @@ def fmt(x: float | None, digits: int = 2) -> str:
 
 
 def report(meta: dict[str, Any], variants: list[Variant], summary: dict[str, Any],
-           audits: list[dict[str, Any]]) -> str:  # fmt: skip
+           audits: list[dict[str, Any]], profiles: dict[str, Any],
+           overhead: dict[str, Any]) -> str:  # fmt: skip
     labels = {v.key: v.label for v in variants}
     lines = [
         f"Run {meta['started']}, {meta['elapsed_s']:.0f} s in all; {meta['machine']}.",
@@ -687,6 +800,34 @@ def report(meta: dict[str, Any], variants: list[Variant], summary: dict[str, Any
             f"{fmt(lg['set_with_query'] / served if lg else None, 3)} | "
             f"{fmt(lg['messages'] / served if lg else None, 3)} |"
         )
+    if profiles:
+        lines += [
+            "",
+            "py-spy samples of the uvicorn process's threads under the same load (wall clock, "
+            "every thread): what they wait on, or which package runs (standard library time "
+            "charged to its caller); last, omnitenant_async's own share of the running samples:",
+            "",
+        ]
+        for key, prof in profiles.items():
+            parts = ", ".join(f"{k} {v:.1%}" for k, v in prof["shares"].items() if v >= 0.002)
+            lines.append(
+                f"- {labels[key]} ({prof['samples']} samples): {parts}; "
+                f"omnitenant_async in running samples: {prof['omnitenant_in_running']:.1%}"
+            )
+    if overhead:
+        lines += [
+            "",
+            "In-process CPU cost (`bench/bench_overhead.py`, median of 5 interleaved rounds of "
+            f"{overhead['n']}): TenantMiddleware adds {overhead['middleware_us']:.1f} µs per "
+            "request (tenant cached). One `Marker.objects.get()` on a kept connection:",
+            "",
+            "| case | client CPU µs | PostgreSQL CPU µs | wall µs |",
+            "|---|---|---|---|",
+        ]
+        for case, q in overhead["query"].items():
+            lines.append(
+                f"| {case} | {q['client_cpu_us']:.0f} | {q['pg_cpu_us']:.0f} | {q['wall_us']:.0f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -697,23 +838,31 @@ def parse_args(argv: list[str]) -> Args:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     p.add_argument("--warmup", type=int, default=2, help="seconds of warm-up before each run")
-    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--audit", type=int, default=4, help="seconds per audit run (0: none)")
     p.add_argument("--no-django-tenants", dest="django_tenants", action="store_false")
     p.add_argument(
+        "--no-overhead", dest="overhead", action="store_false",
+        help="skip the in-process CPU measurement of the tenancy layer (bench.bench_overhead)",
+    )  # fmt: skip
+    p.add_argument(
+        "--profile", type=int, default=12,
+        help="seconds of py-spy sampling per variant after the runs (0: none)",
+    )  # fmt: skip
+    p.add_argument(
         "--quiet-below", type=float, default=0.25,
         help="before a run, wait while other processes use more than this share of the CPUs",
     )  # fmt: skip
     p.add_argument(
-        "--quiet-budget", type=float, default=90, help="seconds of such waiting in all, at most"
+        "--quiet-budget", type=float, default=60, help="seconds of such waiting in all, at most"
     )
     ns = p.parse_args(argv)
     own_log = os.environ.get("OMNITENANT_BENCH_PG_LOG") or None
     return Args(
         ns.duration, ns.warmup, ns.rounds, ns.connections, ns.threads, ns.audit,
-        ns.django_tenants, own_log, ns.quiet_below, ns.quiet_budget,
+        ns.django_tenants, own_log, ns.quiet_below, ns.quiet_budget, ns.profile, ns.overhead,
     )  # fmt: skip
 
 
@@ -758,6 +907,7 @@ def main(argv: list[str]) -> int:
             "min of wrk runs")  # fmt: skip
         runs = timed_rounds(args, mon, servers)
         audits = audit(args, mon, servers) if args.audit else []
+        profiles = profile(args, servers, args.profile) if args.profile else {}
         for key, server in servers.items():  # correctness once more, after the load
             server.verify()
             if "Traceback" in server.log_path.read_text():
@@ -765,6 +915,7 @@ def main(argv: list[str]) -> int:
     finally:
         for server in servers.values():
             server.stop()
+    overhead = measure_overhead() if args.overhead else {}
     summary = summarise(runs)
     vers = {"ours": versions(sys.executable)}
     if dt_python:
@@ -784,11 +935,20 @@ def main(argv: list[str]) -> int:
         "versions": json.dumps(vers),
         "django_tenants_problem": dt_problem,
     }
-    text = report(meta, variants, summary, audits)
+    text = report(meta, variants, summary, audits, profiles, overhead)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     (OUT / f"http-{stamp}.md").write_text(text)
     (OUT / f"http-{stamp}.json").write_text(
-        json.dumps({"meta": meta, "summary": summary, "runs": runs, "audits": audits}, indent=1)
+        json.dumps(
+            {
+                "meta": meta,
+                "summary": summary,
+                "runs": runs,
+                "audits": audits,
+                "profiles": profiles,
+            },
+            indent=1,
+        )
     )
     print(text)
     log(f"written {OUT.relative_to(ROOT)}/http-{stamp}.md and .json")

@@ -2,7 +2,7 @@
 # bench/run_http.sh: the HTTP benchmark (schema engine vs plain Django vs django-tenants) in
 # one command. See bench/README.md.
 #
-#   bench/run_http.sh                      # defaults: 7 rounds x 10 s per variant, ~8 minutes
+#   bench/run_http.sh                      # defaults: 6 rounds x 10 s per variant, then audit and profile: ~8-9 minutes
 #   bench/run_http.sh --duration 5 --rounds 2 --no-django-tenants   # quick look
 #
 # Installs wrk if missing (apt-get, as root), uses the repository's .venv, and starts a

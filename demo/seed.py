@@ -68,17 +68,35 @@ def create_tenant(
 def create_database_tenant(
     tenant_id: str,
     *,
+    name: str | None = None,
     database: dict[str, Any] | None = None,
     domains: Iterable[str] = (),
     **fields: Any,
 ) -> Any:
-    """Create a database tenant: its own database (``database``: NAME/HOST/PORT/... overrides)."""
+    """Create a database tenant: its own database (``database``: NAME/HOST/PORT/... overrides).
+
+    A database left over from an earlier run (its tenant row gone) is adopted and migrated.
+    """
+    from omnitenant_async.backends.database import DatabaseTenantBackend
     from omnitenant_async.isolation import IsolationType
 
+    config = {"database": dict(database or {})}
+    Tenant = get_tenant_model()
+    with use_master_db():
+        if not Tenant.objects.filter(tenant_id=tenant_id).exists():
+            tenant = Tenant(
+                tenant_id=tenant_id, name=name or tenant_id.title(),
+                isolation_type=IsolationType.DATABASE, config=config, **fields,
+            )  # fmt: skip
+            backend = DatabaseTenantBackend(tenant)
+            if backend.exists():
+                tenant.save()
+                backend.migrate()
     return create_tenant(
         tenant_id,
+        name=name,
         domains=domains,
         isolation_type=IsolationType.DATABASE,
-        config={"database": dict(database or {})},
+        config=config,
         **fields,
     )

@@ -5,10 +5,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from demo.notes.models import Note
-from demo.seed import create_tenant, ensure_database, migrate_public
+from demo.seed import create_database_tenant, create_tenant, ensure_database, migrate_public
 from omnitenant_async import tenant_context
 
 DEMO_TENANTS = {"acme": "ACME Corporation", "globex": "Globex Inc", "initech": "Initech"}
+# Tenants with a database of their own (tenant_<id>, on the same server), beside the schemas.
+DEMO_DATABASE_TENANTS = {"umbrella": "Umbrella Corporation"}
 
 
 class Command(BaseCommand):
@@ -21,8 +23,16 @@ class Command(BaseCommand):
     def handle(self, *args: Any, port: int, recreate: bool, **options: Any) -> None:
         ensure_database(recreate=recreate)
         migrate_public()
-        for tenant_id, name in DEMO_TENANTS.items():
-            tenant = create_tenant(tenant_id, name=name, domains=[f"{tenant_id}.localhost"])
+        tenants = [
+            create_tenant(tenant_id, name=name, domains=[f"{tenant_id}.localhost"])
+            for tenant_id, name in DEMO_TENANTS.items()
+        ]
+        tenants += [
+            create_database_tenant(tenant_id, name=name, domains=[f"{tenant_id}.localhost"])
+            for tenant_id, name in DEMO_DATABASE_TENANTS.items()
+        ]
+        for tenant in tenants:
+            name = tenant.name
             with tenant_context(tenant):
                 if not Note.objects.exists():
                     Note.objects.create(text=f"Welcome to {name}")
@@ -30,3 +40,5 @@ class Command(BaseCommand):
         self.stdout.write(f"  http://localhost:{port}/            (public: list of tenants)")
         for tenant_id in DEMO_TENANTS:
             self.stdout.write(f"  http://{tenant_id}.localhost:{port}/  (whoami: /whoami/)")
+        for tenant_id in DEMO_DATABASE_TENANTS:
+            self.stdout.write(f"  http://{tenant_id}.localhost:{port}/  (its own database)")

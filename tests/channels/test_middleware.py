@@ -297,3 +297,16 @@ async def test_auth_stack_looks_sessions_and_users_up_in_the_tenant_schema() -> 
         await comm.send_input({"type": "websocket.disconnect", "code": 1000})
         await comm.wait(5)
     assert inner.calls == [{"user": "chtest-alice"}, {"user": None}]
+    await sync_to_async(delete_user)("t21", "chtest-alice", key)
+
+
+def delete_user(tenant_id: str, username: str, session_key: str) -> None:
+    from django.contrib.auth.models import User
+    from django.contrib.sessions.models import Session
+
+    from omnitenant_async import tenant_context
+    from omnitenant_async.registry import registry
+
+    with tenant_context(registry.get_by_tenant_id(tenant_id)):
+        User.objects.filter(username=username).delete()
+        Session.objects.filter(session_key=session_key).delete()

@@ -171,10 +171,11 @@ def test_busy_pools_make_a_new_database_wait_then_time_out(pool_tenants: list[An
             with pytest.raises(OperationalError, match="DATABASE_POOL_MAX_POOLS"):
                 read_marker(b)
             assert time.monotonic() - start >= 0.45
-            threading.Timer(0.2, release.set).start()
-            start = time.monotonic()
-            assert read_marker(b) == "p011"  # waited for a's pool to become idle
-            assert time.monotonic() - start >= 0.15
+            with small_pools(DATABASE_POOL_MAX_POOLS=1, DATABASE_POOL_TIMEOUT=10):
+                threading.Timer(0.3, release.set).start()
+                start = time.monotonic()
+                assert read_marker(b) == "p011"  # waited for a's pool to become idle
+                assert time.monotonic() - start >= 0.25
         finally:
             release.set()
             thread.join()

@@ -70,7 +70,10 @@ class RequestInfo:
         return value
 
     def query_param(self, name: str) -> str | None:
-        values = parse_qs(self.query_string, max_num_fields=50).get(name)
+        try:
+            values = parse_qs(self.query_string, max_num_fields=50).get(name)
+        except ValueError as err:  # more than 50 fields: refuse (400), never a 500
+            raise InvalidTenantInput("The query string has too many fields.") from err
         return values[0] if values else None
 
 

@@ -81,8 +81,8 @@ async def aresolve(resolver: BaseTenantResolver, info: RequestInfo) -> TenantSta
 def _query_value(info: RequestInfo, name: str) -> str | None:
     try:
         values = set(parse_qs(info.query_string, max_num_fields=50).get(name, ()))
-    except ValueError as err:  # too many fields
-        raise InvalidTenantInput("The query string is not acceptable.") from err
+    except ValueError as err:  # more than 50 fields
+        raise InvalidTenantInput("The query string has too many fields.") from err
     if not values:
         return None
     value = values.pop()

@@ -217,6 +217,17 @@ async def test_query_param_is_a_fallback_for_public_hosts(
 
 
 @pytest.mark.asyncio
+async def test_query_param_resolver_refuses_floods_of_fields() -> None:
+    """QueryParamTenantResolver as the main resolver: 60 fields are malformed, not a crash."""
+    query = config(TENANT_RESOLVER="omnitenant_async.resolvers.QueryParamTenantResolver")
+    flood = "?" + "&".join(f"k{i}=v" for i in range(60))
+    with override_settings(OMNITENANT_CONFIG=query):
+        app = TenantMiddleware(Recorder())
+        assert await ws_outcome(app, f"/ws/x/{flood}", "localhost") == ("close", 4400)
+        assert (await ws_outcome(app, "/ws/x/?tenant=t19", "localhost"))[0] == "accept"
+
+
+@pytest.mark.asyncio
 async def test_query_param_ignored_unless_configured() -> None:
     inner = Recorder()
     await ws_outcome(TenantMiddleware(inner), "/ws/x/?tenant=t20", "t19.localhost")

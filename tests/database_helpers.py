@@ -46,15 +46,27 @@ def second_server() -> PgServer:
 
 def prefix() -> str:
     """Prefix of every tenant database (and role) these tests create."""
-    return os.environ["OMNITENANT_PGDATABASE"] + "_"
+    return os.environ["OMNITENANT_PGDATABASE"] + "_tdb_"
 
 
-def database_names(server: PgServer, like: str) -> list[str]:
+def starting_with(literal: str) -> str:
+    """A LIKE pattern matching names that start with ``literal`` (``_`` and ``%`` escaped)."""
+    return literal.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def database_names(server: PgServer, literal_prefix: str) -> list[str]:
     with server.connect() as conn:
         rows = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1", [like]
+            "SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1",
+            [starting_with(literal_prefix)],
         ).fetchall()
     return [str(r[0]) for r in rows]
+
+
+def database_exists(server: PgServer, name: str) -> bool:
+    with server.connect() as conn:
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+    return row is not None
 
 
 def drop_databases(server: PgServer, names: Iterable[str], threads: int = 8) -> None:
@@ -68,8 +80,9 @@ def drop_databases(server: PgServer, names: Iterable[str], threads: int = 8) -> 
         list(pool.map(drop, names))
 
 
-def drop_databases_like(server: PgServer, like: str) -> None:
-    drop_databases(server, database_names(server, like))
+def drop_databases_like(server: PgServer, literal_prefix: str) -> None:
+    """Drop every database whose name starts with ``literal_prefix``."""
+    drop_databases(server, database_names(server, literal_prefix))
 
 
 def clone_databases(server: PgServer, template: str, names: Iterable[str]) -> None:
@@ -87,23 +100,23 @@ def clone_databases(server: PgServer, template: str, names: Iterable[str]) -> No
         list(pool.map(clone, names))
 
 
-def client_connections(server: PgServer, like: str) -> dict[str, int]:
-    """Server connections per database whose name matches ``like``."""
+def client_connections(server: PgServer, literal_prefix: str) -> dict[str, int]:
+    """Server connections per database whose name starts with ``literal_prefix``."""
     with server.connect() as conn:
         rows = conn.execute(
             "SELECT datname, count(*) FROM pg_stat_activity"
             " WHERE datname LIKE %s AND backend_type = 'client backend' GROUP BY 1",
-            [like],
+            [starting_with(literal_prefix)],
         ).fetchall()
     return {str(name): int(n) for name, n in rows}
 
 
 @dataclass
 class ConnectionSampler:
-    """Samples, in a thread, the server connections to databases matching ``like``."""
+    """Samples, in a thread, the server connections to databases starting with ``prefix``."""
 
     server: PgServer
-    like: str
+    prefix: str
     samples: list[int] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -125,7 +138,7 @@ class ConnectionSampler:
         )
         with self.server.connect() as conn:
             while not self._stop.is_set():
-                row = conn.execute(query, [self.like]).fetchone()
+                row = conn.execute(query, [starting_with(self.prefix)]).fetchone()
                 self.samples.append(int(row[0]) if row else 0)
                 time.sleep(0.001)
 

@@ -99,7 +99,7 @@ def channel_db_tenants(tenants: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
     servers = dict(zip(DB_TENANTS, (main_server(), second_server()), strict=True))
     for server in servers.values():
-        drop_databases_like(server, prefix() + "dbch%")
+        drop_databases_like(server, prefix() + "dbch")
 
     def create(tenant_id: str) -> Any:
         try:

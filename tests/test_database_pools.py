@@ -59,7 +59,7 @@ def server() -> PgServer:
 @pytest.fixture(scope="module")
 def pool_tenants(tenants: dict[str, Any], server: PgServer) -> Iterator[list[Any]]:
     """200 saved database tenants ``p000``..``p199`` on ``pNNN.localhost``."""
-    drop_databases_like(server, prefix() + "pool_%")
+    drop_databases_like(server, prefix() + "pool_")
     Tenant, Domain = get_tenant_model(), get_domain_model()
     template_name = prefix() + "pool_tpl"
     template = Tenant(tenant_id="pool-tpl", name="template", isolation_type=IsolationType.DATABASE)
@@ -148,7 +148,7 @@ def test_lru_evicts_idle_pools_never_one_with_a_checkout(
             assert read_marker(c) == "p002"
             assert registry.keys() == [keys["p000"], keys["p002"]]
             assert registry.evicted == evicted + 1
-            conns = client_connections(server, prefix() + "pool_%")
+            conns = client_connections(server, prefix() + "pool_")
             assert conns == {db_name(0): 1, db_name(2): 1}
         finally:
             release.set()
@@ -157,7 +157,7 @@ def test_lru_evicts_idle_pools_never_one_with_a_checkout(
         # Now a is idle and least recently used: it is the one to go.
         assert read_marker(d) == "p003"
         assert registry.keys() == [keys["p002"], keys["p003"]]
-        assert client_connections(server, prefix() + "pool_%") == {db_name(2): 1, db_name(3): 1}
+        assert client_connections(server, prefix() + "pool_") == {db_name(2): 1, db_name(3): 1}
     registry.close_all()
 
 
@@ -209,7 +209,7 @@ async def test_200_tenant_databases_stay_within_the_connection_budget(
     order = [t.tenant_id for t in pool_tenants for _ in range(3)]
     limit = asyncio.Semaphore(48)
     try:
-        with ConnectionSampler(server, prefix() + "pool_%") as sampler:
+        with ConnectionSampler(server, prefix() + "pool_") as sampler:
             async with httpx.AsyncClient(base_url=live.url, timeout=60) as client:
 
                 async def call(tid: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql import base as pg
 from django.utils.asyncio import async_unsafe
 from psycopg import IsolationLevel, sql
@@ -118,9 +119,15 @@ class DatabaseWrapper(_PostgresWrapper):
         state = _database_state()
         assert state.database is not None and state.db_settings is not None
         level = state.db_settings["OPTIONS"].get("isolation_level")
-        self.isolation_level = IsolationLevel(level) if level is not None else None
-        if self.isolation_level is None:
-            self.isolation_level = IsolationLevel.READ_COMMITTED
+        try:
+            self.isolation_level = (
+                IsolationLevel.READ_COMMITTED if level is None else IsolationLevel(level)
+            )
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"Invalid transaction isolation level {level!r} in the OPTIONS of tenant "
+                f"database {state.database!r}. Use one of the psycopg.IsolationLevel values."
+            ) from None
         config = get_config()
         conn = registry.checkout(
             state.database,

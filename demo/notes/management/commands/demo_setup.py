@@ -39,6 +39,13 @@ class Command(BaseCommand):
         self.stdout.write("Demo ready. Open:")
         self.stdout.write(f"  http://localhost:{port}/            (public: list of tenants)")
         for tenant_id in DEMO_TENANTS:
-            self.stdout.write(f"  http://{tenant_id}.localhost:{port}/  (whoami: /whoami/)")
+            self.stdout.write(
+                f"  http://{tenant_id}.localhost:{port}/  (schema; also /whoami/, /feed/)"
+            )
         for tenant_id in DEMO_DATABASE_TENANTS:
-            self.stdout.write(f"  http://{tenant_id}.localhost:{port}/  (its own database)")
+            self.stdout.write(f"  http://{tenant_id}.localhost:{port}/  (own database; /feed/)")
+        self.stdout.write(
+            "Live feed: open /feed/ of two tenants side by side and post a note to one:\n"
+            f"  curl -X POST -H 'Host: acme.localhost' -d '{{\"text\": \"hi\"}}' "
+            f"http://127.0.0.1:{port}/notes/"
+        )

@@ -121,9 +121,10 @@ class Monitor:
                 out["domain_select"] += calls
         return out
 
-    def backend_pids(self, db: str) -> list[int]:
+    def backend_pids(self, db: str, app_name: str) -> list[int]:
         rows = self.conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s", [db]
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+            [db, app_name],
         ).fetchall()
         return [int(r[0]) for r in rows]
 
@@ -247,6 +248,7 @@ class Server:
         cmd = [variant.python, "-m", "uvicorn", variant.app, "--host", "127.0.0.1"]
         cmd += ["--port", str(self.port), *UVICORN_FLAGS]
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **variant.env}
+        env["OMNITENANT_BENCH_APP_NAME"] = f"bench-{variant.key}"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             cmd, cwd=variant.cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT
@@ -441,7 +443,7 @@ def measure(
     args: Args, mon: Monitor, server: Server, seconds: int, hosts: list[str] | None = None
 ) -> dict[str, Any]:
     db = server.variant.db
-    pg_pids = mon.backend_pids(db)
+    pg_pids = mon.backend_pids(db, f"bench-{server.variant.key}")
     mon.reset(db)
     before = CpuSnapshot.take(server.proc.pid, pg_pids)
     result = run_wrk(wrk_cmd(args, server, seconds, hosts))

@@ -26,7 +26,11 @@ def database(engine: str, name_env: str, default_name: str) -> dict[str, Any]:
         "HOST": os.environ.get("OMNITENANT_PG_HOST", "127.0.0.1"),
         "PORT": os.environ.get("OMNITENANT_PG_PORT", "5432"),
         "CONN_MAX_AGE": 0,
-        "OPTIONS": {"pool": pool_options()},
+        # application_name lets the bench find this server's backends in pg_stat_activity.
+        "OPTIONS": {
+            "pool": pool_options(),
+            "application_name": os.environ.get("OMNITENANT_BENCH_APP_NAME", "bench"),
+        },
     }
 
 

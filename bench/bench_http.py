@@ -785,7 +785,9 @@ def report(meta: dict[str, Any], variants: list[Variant], summary: dict[str, Any
         )
     lines += [
         "",
-        "Audit runs (short; with `log_statement = 'all'` on the bench's own cluster, so slower):",
+        "Audit runs (short; with `log_statement = 'all'` on the bench's own cluster, so slower):"
+        if any(a.get("log") for a in audits)
+        else "Audit runs (short; client messages are counted only on the bench's own cluster):",
         "",
         "| variant | hosts | requests | SET / request | SET messages alone / request "
         "| SET sent in front of a query / request | client messages / request |",

@@ -3,11 +3,13 @@
 Entries expire after ``REGISTRY_TTL`` seconds (other processes converge within that time) and
 the whole cache is dropped when a tenant or domain row is saved or deleted in this process.
 Unknown keys are remembered briefly, in a bounded LRU, so a flood of bogus hosts costs one query
-per host per ``REGISTRY_NEGATIVE_TTL`` at most.
+per host per ``REGISTRY_NEGATIVE_TTL`` at most. Expiry is jittered and concurrent misses of one
+key wait for a single query, so entries do not all reload in one burst.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -37,6 +39,8 @@ class TenantRegistry:
         self._found: dict[tuple[str, str], tuple[TenantState, float]] = {}
         self._missing: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._generation = 0
+        # Striped locks: one query per missing key at a time, with bounded memory.
+        self._load_locks = [threading.Lock() for _ in range(64)]
         self.loads = 0  # database lookups made; read by tests and benchmarks
 
     def clear(self) -> None:
@@ -62,7 +66,8 @@ class TenantRegistry:
             if generation != self._generation:  # invalidated while we were loading
                 return
             if state is not None:
-                self._found[key] = (state, time.monotonic() + config.REGISTRY_TTL)
+                ttl = config.REGISTRY_TTL * random.uniform(0.8, 1.0)
+                self._found[key] = (state, time.monotonic() + ttl)
                 self._missing.pop(key, None)
                 return
             self._missing[key] = time.monotonic() + config.REGISTRY_NEGATIVE_TTL
@@ -71,6 +76,11 @@ class TenantRegistry:
                 self._missing.popitem(last=False)
 
     def _load(self, key: tuple[str, str]) -> TenantState:
+        with self._load_locks[hash(key) % len(self._load_locks)]:
+            # Another thread may have loaded it while this one waited.
+            return self._cached(key) or self._query(key)
+
+    def _query(self, key: tuple[str, str]) -> TenantState:
         generation = self._generation
         self.loads += 1
         kind, value = key

@@ -10,7 +10,7 @@ goes through the cached :mod:`registry`, so a warm request makes no query. Resol
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -41,7 +41,7 @@ class RequestInfo:
         return cls(
             host=meta.get("HTTP_HOST") or meta.get("SERVER_NAME", ""),
             path=request.path_info,
-            headers=request.headers,
+            headers=_LazyHeaders(request),
             query_string=meta.get("QUERY_STRING", ""),
         )
 
@@ -75,6 +75,24 @@ class RequestInfo:
         except ValueError as err:  # more than 50 fields: refuse (400), never a 500
             raise InvalidTenantInput("The query string has too many fields.") from err
         return values[0] if values else None
+
+
+class _LazyHeaders(Mapping[str, str]):
+    """``request.headers``, built only if a resolver reads a header (most never do)."""
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: HttpRequest) -> None:
+        self._request = request
+
+    def __getitem__(self, name: str) -> str:
+        return self._request.headers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._request.headers)
+
+    def __len__(self) -> int:
+        return len(self._request.headers)
 
 
 def parse_host(raw: str) -> str:

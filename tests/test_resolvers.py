@@ -217,3 +217,21 @@ async def test_async_lookup_uses_the_cache() -> None:
         assert (await registry.aget_by_domain("t11.localhost")).tenant_id == "t11"
         assert (await registry.aget_by_tenant_id("t11")).tenant_id == "t11"
     assert registry.loads - loads == 2
+
+
+def test_concurrent_misses_of_one_key_make_one_query() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def lookup(_: int) -> str | None:
+        try:
+            return registry.get_by_domain("t19.localhost").tenant_id
+        finally:
+            connections.close_all()
+
+    registry.clear()
+    loads = registry.loads
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(lookup, range(32))) == {"t19"}
+    assert registry.loads - loads == 1

@@ -45,7 +45,9 @@ from bench.bench_http import (
     Server,
     Variant,
     log,
+    paired,
     pg_params,
+    proc_cpu,
     run_logged,
     run_wrk,
     seed_ours,
@@ -56,29 +58,6 @@ from bench.common import pool_options
 DB_MASTER = os.environ.get("OMNITENANT_BENCH_DBS_DB", "omnitenant_bench_dbs")
 TENANT_DBS = r"^omnitenant_bench_d[0-9]+$"  # d00.. (not the master, not the template)
 POOLS, POOL_SIZE = 50, 2
-
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads); 0 if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def paired(runs: dict[str, list[dict[str, Any]]], key: str, value: str) -> list[float]:
-    """A run's ``value`` over the mean of the plain runs around it (plain: its neighbours')."""
-    plain = {r["round"]: r[value] for r in runs["plain"]}
-    around = (-1, 1) if key == "plain" else (0, 1)
-    return [
-        r[value] / statistics.mean(plain[x] for x in (r["round"] + d for d in around) if x in plain)
-        for r in runs[key]
-    ]
 
 
 def db_hosts(count: int) -> list[str]:

@@ -186,3 +186,32 @@ def check_database_tenants(
             id="omnitenant.W010",
         )
     ]
+
+
+@checks.register()
+def check_channels_db_threads(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """More consumer DB threads than pooled connections only makes the threads queue."""
+    from .conf import get_config
+
+    try:
+        config = get_config()
+    except ImproperlyConfigured:
+        return []
+    threads = config.CHANNELS_DB_THREADS or 0
+    options = (settings.DATABASES.get(config.MASTER_DB_ALIAS) or {}).get("OPTIONS") or {}
+    pool = options.get("pool") if isinstance(options, dict) else None
+    if threads <= 1 or not pool:
+        return []
+    # psycopg_pool's defaults: min_size=4, max_size=min_size.
+    sizes = pool if isinstance(pool, dict) else {}
+    max_size = int(sizes.get("max_size") or sizes.get("min_size") or 4)
+    if threads <= max_size:
+        return []
+    return [
+        checks.Warning(
+            f"CHANNELS_DB_THREADS is {threads} but the {config.MASTER_DB_ALIAS!r} pool holds at "
+            f"most {max_size} connections; the extra threads only wait for a connection.",
+            hint="Lower CHANNELS_DB_THREADS or raise OPTIONS['pool']['max_size'].",
+            id="omnitenant.W003",
+        )
+    ]

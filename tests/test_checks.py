@@ -83,3 +83,12 @@ def test_engine_conn_max_age_and_pool() -> None:
     databases["default"]["ENGINE"] = "django.db.backends.postgresql"
     with override_settings(DATABASES=databases):
         assert "omnitenant.E004" in ids(checks.check_databases)
+
+
+def test_channels_db_threads_beyond_the_pool() -> None:
+    config = dict(settings.OMNITENANT_CONFIG)
+    max_size = settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"]
+    with override_settings(OMNITENANT_CONFIG={**config, "CHANNELS_DB_THREADS": max_size + 1}):
+        assert ids(checks.check_channels_db_threads) == {"omnitenant.W003"}
+    with override_settings(OMNITENANT_CONFIG={**config, "CHANNELS_DB_THREADS": max_size}):
+        assert ids(checks.check_channels_db_threads) == set()

@@ -84,13 +84,8 @@ def create_tenant(
         )
         tenant.full_clean(validate_unique=False)
         backend = get_tenant_backend(tenant)
-        try:
-            backend.create(run_migrations=run_migrations, verbosity=verbosity, stdout=stdout)
-        except BaseException:
-            # create() saved the row before failing (e.g. the schema already existed): undo it.
-            if tenant.pk is not None:
-                Tenant.objects.filter(pk=tenant.pk).delete()
-            raise
+        # All or nothing: on failure create() removes the row and storage it made.
+        backend.create(run_migrations=run_migrations, verbosity=verbosity, stdout=stdout)
         try:
             with transaction.atomic(using=get_config().MASTER_DB_ALIAS):
                 for i, domain in enumerate(domains):

@@ -70,11 +70,14 @@ class RequestInfo:
         return value
 
     def query_param(self, name: str) -> str | None:
+        """The parameter's value; repeated with different values it is refused, not guessed."""
         try:
-            values = parse_qs(self.query_string, max_num_fields=50).get(name)
+            values = set(parse_qs(self.query_string, max_num_fields=50).get(name, ()))
         except ValueError as err:  # more than 50 fields: refuse (400), never a 500
             raise InvalidTenantInput("The query string has too many fields.") from err
-        return values[0] if values else None
+        if len(values) > 1:
+            raise InvalidTenantInput(f"The {name!r} query parameter is given different values.")
+        return values.pop() if values else None
 
 
 class _LazyHeaders(Mapping[str, str]):

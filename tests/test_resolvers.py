@@ -235,3 +235,11 @@ def test_concurrent_misses_of_one_key_make_one_query() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert set(pool.map(lookup, range(32))) == {"t19"}
     assert registry.loads - loads == 1
+
+
+def test_query_param_given_twice_with_different_values_is_refused() -> None:
+    resolver = QueryParamTenantResolver()
+    same = RequestInfo(host="ws.example.com", query_string="tenant=t08&tenant=t08")
+    assert resolver.resolve(same).tenant_id == "t08"
+    with pytest.raises(InvalidTenantInput):
+        resolver.resolve(RequestInfo(host="ws.example.com", query_string="tenant=t08&tenant=t09"))

@@ -8,7 +8,6 @@ none (a public host), and is refused when it contradicts the tenant the resolver
 from __future__ import annotations
 
 from typing import Any, cast
-from urllib.parse import parse_qs
 
 from asgiref.typing import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
 
@@ -79,14 +78,8 @@ async def aresolve(resolver: BaseTenantResolver, info: RequestInfo) -> TenantSta
 
 
 def _query_value(info: RequestInfo, name: str) -> str | None:
-    try:
-        values = set(parse_qs(info.query_string, max_num_fields=50).get(name, ()))
-    except ValueError as err:  # more than 50 fields
-        raise InvalidTenantInput("The query string has too many fields.") from err
-    if not values:
-        return None
-    value = values.pop()
-    if values or not is_dns_label(value):
+    value = info.query_param(name)
+    if value is not None and not is_dns_label(value):
         raise InvalidTenantInput(f"The {name!r} query parameter is not a valid tenant id.")
     return value
 

@@ -45,10 +45,9 @@ def set_statement(path: Path) -> str:
 def apply(connection: Any, *, piggyback: bool) -> None:
     """Make sure the next statement on ``connection`` runs with the current tenant's path."""
     path = wanted_path(get_current_state())
-    if getattr(connection, "_ot_search_path", None) == path:
-        connection._ot_pending = None
-        return
     connection._ot_pending = None
+    if getattr(connection, "_ot_search_path", None) == path:
+        return
     if connection.info.transaction_status == pq.TransactionStatus.INERROR:
         return  # only ROLLBACK can run now; the rollback hook then forgets the path
     statement = set_statement(path)

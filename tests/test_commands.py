@@ -462,3 +462,30 @@ def test_tenant_command_through_manage_py(ops_shared: Any) -> None:
     assert [row["fields"]["text"] for row in json.loads(result.stdout)] == ["only in ops-shared"]
     missing = manage("tenant_command", "--tenant-id", "nope", "check")
     assert missing.returncode == 1 and "No tenant with id 'nope'" in missing.stderr
+
+
+def test_tenant_command_keeps_the_commands_own_line_endings(ops_shared: Any) -> None:
+    """dumpdata --format jsonl through tenant_command: byte for byte what dumpdata writes."""
+    from demo.notes.models import Note
+
+    with tenant_context(ops_shared):
+        Note.objects.create(text="first")
+        Note.objects.create(text="second")
+        expected = run("dumpdata", "notes.note", format="jsonl")
+        count = Note.objects.count()
+    try:
+        assert len([json.loads(line) for line in expected.splitlines()]) == count >= 2
+        got = run("tenant_command", "--tenant-id", "ops-shared", "dumpdata", "notes.note",
+                  "--format", "jsonl")  # fmt: skip
+        assert got == expected
+        indented = run("tenant_command", "--tenant-id", "ops-shared", "dumpdata", "notes.note",
+                       "--indent", "2")  # fmt: skip
+        with tenant_context(ops_shared):
+            assert indented == run("dumpdata", "notes.note", indent=2)
+        result = manage("tenant_command", "--tenant-id", "ops-shared", "dumpdata", "notes.note",
+                        "--format", "jsonl")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == expected
+    finally:
+        with tenant_context(ops_shared):
+            Note.objects.all().delete()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
@@ -26,6 +26,16 @@ def error_message(err: BaseException) -> str:
     if isinstance(err, ValidationError):
         return "; ".join(err.messages)
     return str(err)
+
+
+def raw_stream(wrapper: Any) -> TextIO:
+    """The stream under a command's ``OutputWrapper``, to hand to a nested ``call_command``.
+
+    Passing ``self.stdout`` itself nests two wrappers: the outer one appends its ``"\\n"`` to
+    every write, whatever ``ending`` the inner command chose, so ``dumpdata`` would put every
+    token on its own line. The nested command wraps the raw stream in its own wrapper instead.
+    """
+    return cast(TextIO, getattr(wrapper, "_out", wrapper))
 
 
 def get_tenant(tenant_id: str) -> Any:

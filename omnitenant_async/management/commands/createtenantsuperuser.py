@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import router
 
 from ...context import tenant_context
-from .._tenants import get_tenant
+from .._tenants import get_tenant, raw_stream
 
 
 class Command(BaseCommand):
@@ -38,7 +38,7 @@ class Command(BaseCommand):
                 interactive=options["interactive"],
                 database=router.db_for_write(User),
                 verbosity=options["verbosity"],
-                stdout=self.stdout,
-                stderr=self.stderr,
+                stdout=raw_stream(self.stdout),
+                stderr=raw_stream(self.stderr),
                 **extra,
             )

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from typing import Any, TextIO, cast
+from typing import Any
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...backends import get_tenant_backend
 from ...context import tenant_context
-from .._tenants import USER_ERRORS, error_message, get_tenant
+from .._tenants import USER_ERRORS, error_message, get_tenant, raw_stream
 
 
 class Command(BaseCommand):
@@ -39,7 +39,8 @@ class Command(BaseCommand):
             with tenant_context(backend.migration_state()):
                 call_command(
                     "migrate", *labels, plan=True, database=backend.migration_alias,
-                    interactive=False, verbosity=options["verbosity"], stdout=self.stdout,
+                    interactive=False, verbosity=options["verbosity"],
+                    stdout=raw_stream(self.stdout),
                 )  # fmt: skip
             return
         try:
@@ -47,7 +48,7 @@ class Command(BaseCommand):
                 app_label,
                 migration_name,
                 verbosity=options["verbosity"],
-                stdout=cast(TextIO, self.stdout),
+                stdout=raw_stream(self.stdout),
             )
         except USER_ERRORS as err:
             raise CommandError(

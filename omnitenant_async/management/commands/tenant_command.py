@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from ...context import tenant_context
-from .._tenants import get_tenant
+from .._tenants import get_tenant, raw_stream
 
 
 class Command(BaseCommand):
@@ -26,4 +26,6 @@ class Command(BaseCommand):
     def handle(self, *args: str, tenant_id: str, subcommand: str, **options: Any) -> None:
         tenant = get_tenant(tenant_id)
         with tenant_context(tenant):
-            call_command(subcommand, *args, stdout=self.stdout, stderr=self.stderr)
+            call_command(
+                subcommand, *args, stdout=raw_stream(self.stdout), stderr=raw_stream(self.stderr)
+            )

@@ -106,7 +106,16 @@ if os.environ.get("OMNITENANT_REDIS_URL"):
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [os.environ["OMNITENANT_REDIS_URL"]]},
+            "CONFIG": {
+                # redis-py 8 defaults to socket_timeout=5, which aborts the layer's 5 s blocking
+                # BZPOPMIN and kills idle consumers (channels_redis#422): give it more than 5 s.
+                "hosts": [{"address": os.environ["OMNITENANT_REDIS_URL"], "socket_timeout": 10}],
+                # Pending messages for ALL consumers of one process (one key); group_send drops
+                # the rest silently. The default 100 loses bursts (docs/channels.md).
+                "capacity": 1000,
+                # Keeps one test's keys apart from another's on a shared Redis.
+                "prefix": os.environ.get("OMNITENANT_REDIS_PREFIX", "asgi"),
+            },
         }
     }
 else:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
 import pty
 import re
+import select
+import signal
 import subprocess
 import sys
 import threading
@@ -27,7 +30,7 @@ from omnitenant_async.testing import create_test_tenant, drop_test_tenant
 from omnitenant_async.utils import get_domain_model, get_tenant_model
 from tests.conftest import ROOT
 
-OPS_IDS = ("ops-a", "ops-b", "ops-c", "ops-p", "ops-orphan", "ops-broken", "ops-sub")
+OPS_IDS = ("ops-a", "ops-b", "ops-c", "ops-p", "ops-orphan", "ops-broken", "ops-sub", "ops-q")
 MANAGE = [sys.executable, str(ROOT / "demo" / "manage.py")]
 
 pytestmark = pytest.mark.usefixtures("django_db")
@@ -186,7 +189,7 @@ def test_createtenant_prompts_in_a_real_terminal() -> None:
     master, slave = pty.openpty()
     try:
         os.write(master, b"Bad Id\nops-p\nOps Prompted\nops-p.localhost, www.ops-p.localhost\n\n")
-        result = manage("createtenant", "--no-migrate", stdin=slave)
+        result = manage("createtenant", stdin=slave)
     finally:
         os.close(slave)
         os.close(master)
@@ -325,9 +328,17 @@ def test_migratealltenants_progress_and_summary(tenants: dict[str, Any]) -> None
     assert re.search(rf"Migrated {total} of {total} tenants in \d+\.\d\ds \(3 threads\)", out)
 
 
-def test_migratealltenants_rejects_zero_threads() -> None:
-    with pytest.raises(CommandError, match="--threads must be at least 1"):
-        run("migratealltenants", threads=-1, interactive=False)
+@pytest.mark.parametrize("threads", [0, -1])
+def test_migratealltenants_rejects_zero_threads(threads: int) -> None:
+    """0 used to fall back to the default (4) without a word."""
+    with pytest.raises(CommandError, match="--threads must be at least 1, got"):
+        run("migratealltenants", threads=threads, interactive=False)
+
+
+def test_migratealltenants_zero_threads_through_manage_py() -> None:
+    result = manage("migratealltenants", "--noinput", "--threads", "0")
+    assert result.returncode == 1 and "[" not in result.stdout
+    assert "CommandError: --threads must be at least 1, got 0" in result.stderr
 
 
 def _break_tenant(tenant_id: str) -> None:
@@ -489,3 +500,181 @@ def test_tenant_command_keeps_the_commands_own_line_endings(ops_shared: Any) -> 
     finally:
         with tenant_context(ops_shared):
             Note.objects.all().delete()
+
+
+# -- createtenant: --no-migrate, prompts, Ctrl-C --------------------------------------------------
+
+
+def test_createtenant_no_migrate_attaches_no_domain() -> None:
+    """A domain on an unmigrated schema would send requests to empty tables (500)."""
+    with pytest.raises(CommandError, match="--no-migrate cannot be combined with --domain"):
+        run("createtenant", tenant_id="ops-c", migrate=False, domains=["ops-c.localhost"])
+    assert tenant_row("ops-c") is None and not schema_exists("ops-c")
+    with use_master_db():
+        assert not get_domain_model().objects.filter(domain="ops-c.localhost").exists()
+
+
+def _pty_manage(*args: str, keys: bytes) -> subprocess.CompletedProcess[str]:
+    master, slave = pty.openpty()
+    try:
+        os.write(master, keys)
+        return manage(*args, stdin=slave)
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+def test_createtenant_prompt_reports_taken_id_and_domain_where_typed(ops_shared: Any) -> None:
+    """A taken id is refused at the id prompt, a taken domain at the domains prompt."""
+    keys = b"ops-shared\nops-p\nOps P\nops-shared.localhost\nops-p.localhost\n\n"
+    result = _pty_manage("createtenant", keys=keys)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Tenant id: Error: Tenant 'ops-shared' already exists" in out
+    assert "(blank: none): Error: Domain already in use: ops-shared.localhost (tenant " in out
+    # Each error comes before the next prompt, not after the last one.
+    assert out.index("already exists") < out.index("Tenant name")
+    assert out.index("Domain already in use") < out.index("Isolation")
+    with use_master_db():
+        assert list(tenant_row("ops-p").domains.values_list("domain", flat=True)) == [
+            "ops-p.localhost"
+        ]
+
+
+def test_createtenant_ctrl_c_at_a_prompt_exits_without_traceback() -> None:
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [*MANAGE, "createtenant"], cwd=ROOT, stdin=slave, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "no prompt within 60 s"
+        assert os.read(proc.stdout.fileno(), 100).startswith(b"Tenant id:")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        os.close(slave)
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.strip() == "CommandError: Aborted (Ctrl-C); nothing was changed."
+
+
+# -- showtenants --format csv ---------------------------------------------------------------------
+
+
+def test_showtenants_csv_quotes_with_the_csv_module(ops_shared: Any) -> None:
+    create_test_tenant("ops-q", ["ops-q.localhost", "www.ops-q.localhost"],
+                       name='Ops, "Quoted"\nInc')  # fmt: skip
+    create_test_tenant("ops-c", migrate=False)
+    text = run("showtenants", format="csv")
+    assert text.startswith("tenant_id,name,isolation,domains,primary_domain\n")
+    assert '"Ops, ""Quoted""\nInc"' in text
+    rows = {row["tenant_id"]: row for row in csv.DictReader(io.StringIO(text))}
+    assert rows["ops-q"] == {
+        "tenant_id": "ops-q",
+        "name": 'Ops, "Quoted"\nInc',
+        "isolation": "schema",
+        "domains": "ops-q.localhost www.ops-q.localhost",
+        "primary_domain": "ops-q.localhost",
+    }
+    assert rows["ops-c"]["domains"] == "" and rows["ops-c"]["primary_domain"] == ""
+    assert manage("showtenants", "--format", "csv").stdout == text
+
+
+# -- leftovers of deletetenant: createtenant --adopt, droporphans ---------------------------------
+
+
+def _orphans() -> dict[str, str]:
+    """{name: kind} as listed by droporphans."""
+    lines = run("droporphans").splitlines()
+    return {
+        line.split()[1]: line.split()[0]
+        for line in lines
+        if line.startswith(("schema", "database"))
+    }
+
+
+def test_adopt_and_drop_a_schema_left_by_deletetenant(ops_shared: Any) -> None:
+    from demo.notes.models import Note
+
+    tenant = create_test_tenant("ops-orphan", ["ops-orphan.localhost"])
+    with tenant_context(tenant):
+        Note.objects.create(text="kept")
+    run("deletetenant", tenant_id="ops-orphan")
+    orphans = _orphans()
+    assert orphans.get("ops-orphan") == "schema"
+    assert not {"public", "information_schema", "pg_catalog", "pg_toast", "ops-shared"} & set(
+        orphans
+    )
+    with pytest.raises(CommandError, match=r"createtenant --adopt --tenant-id ops-orphan"):
+        run("createtenant", tenant_id="ops-orphan")
+
+    out = run("createtenant", tenant_id="ops-orphan", adopt=True, domains=["ops-orphan.localhost"])
+    assert "Adopted tenant 'ops-orphan' (migrated; domains: ops-orphan.localhost)" in out
+    with tenant_context(tenant_row("ops-orphan")):
+        assert list(Note.objects.values_list("text", flat=True)) == ["kept"]
+    assert "ops-orphan" not in _orphans()
+
+    run("deletetenant", tenant_id="ops-orphan")
+    with pytest.raises(CommandError, match="Confirmation was not 'drop'"):
+        run("droporphans", "ops-orphan", drop=True, stdin=io.StringIO("yes\n"))
+    assert schema_exists("ops-orphan")
+    out = run("droporphans", "ops-orphan", drop=True, stdin=io.StringIO("drop\n"))
+    assert "Dropped schema 'ops-orphan'." in out and not schema_exists("ops-orphan")
+
+
+@pytest.mark.parametrize(
+    "name", ["public", "information_schema", "pg_catalog", "pg_toast", "ops-shared", "nope"]
+)
+def test_droporphans_never_drops_system_or_tenant_schemas(ops_shared: Any, name: str) -> None:
+    with pytest.raises(CommandError, match="Not an orphaned schema or database"):
+        run("droporphans", name, drop=True, interactive=False)
+    assert schema_exists("public") and schema_exists("ops-shared")
+
+
+def test_droporphans_keeps_the_template_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.conf import settings
+    from django.test import override_settings
+
+    with use_master_db(), connection.cursor() as cursor:
+        cursor.execute('CREATE SCHEMA "ops-sub"')
+    config = {**settings.OMNITENANT_CONFIG, "TEMPLATE_SCHEMA": "ops-sub"}
+    with override_settings(OMNITENANT_CONFIG=config):
+        assert "ops-sub" not in _orphans()
+        with pytest.raises(CommandError, match="Not an orphaned"):
+            run("droporphans", "ops-sub", drop=True, interactive=False)
+    assert schema_exists("ops-sub")
+    assert _orphans().get("ops-sub") == "schema"
+
+
+def test_createtenant_adopt_needs_an_existing_schema() -> None:
+    with pytest.raises(CommandError, match="Cannot adopt: schema 'ops-c' does not exist"):
+        run("createtenant", tenant_id="ops-c", adopt=True)
+    assert tenant_row("ops-c") is None and not schema_exists("ops-c")
+
+
+def test_adopt_and_drop_a_database_left_by_deletetenant() -> None:
+    """Database tenants: the default name (DATABASE_NAME_PREFIX + id) is found and dropped."""
+    name = "tenant_ops_dbo"
+    try:
+        run("createtenant", tenant_id="ops-dbo", isolation="database")
+        run("deletetenant", tenant_id="ops-dbo")
+        assert database_exists(name) and _orphans().get(name) == "database"
+        out = run("createtenant", tenant_id="ops-dbo", isolation="database", adopt=True,
+                  domains=["ops-dbo.localhost"])  # fmt: skip
+        assert "Adopted tenant 'ops-dbo'" in out and name not in _orphans()
+        run("deletetenant", tenant_id="ops-dbo")
+        out = run("droporphans", name, drop=True, interactive=False)
+        assert f"Dropped database {name!r}." in out and not database_exists(name)
+        assert "No orphaned" in run("droporphans", "--noinput") or name not in _orphans()
+    finally:
+        if tenant_row("ops-dbo") is not None:
+            drop_test_tenant("ops-dbo")
+        if database_exists(name):
+            run("droporphans", name, drop=True, interactive=False)

@@ -5,21 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO, cast
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import CommandError
 from django.db import DatabaseError, transaction
 
 from ..backends import get_tenant_backend
 from ..conf import get_config
 from ..context import use_master_db
-from ..exceptions import OmnitenantError, TenantAlreadyExists
+from ..exceptions import OmnitenantError, TenantAlreadyExists, TenantProvisioningError
 from ..isolation import IsolationType
 from ..registry import get_domain_model, get_tenant_model
 from ..validators import validate_domain, validate_tenant_id
 
 ISOLATION_NAMES = {t.name.lower(): IsolationType(t.value) for t in IsolationType}
 # Errors a command turns into a CommandError (a message and exit status 1, no traceback).
-USER_ERRORS = (OmnitenantError, ValidationError, DatabaseError, ValueError)
+USER_ERRORS = (OmnitenantError, ValidationError, DatabaseError, ValueError, ImproperlyConfigured)
 
 
 def error_message(err: BaseException) -> str:
@@ -61,6 +61,43 @@ def normalize_domains(domains: Iterable[str]) -> list[str]:
     return result
 
 
+def check_new_tenant_id(tenant_id: str) -> None:
+    """Raise unless ``tenant_id`` is valid and no tenant row has it (prompts re-ask on error)."""
+    validate_tenant_id(tenant_id)
+    with use_master_db():
+        if get_tenant_model().objects.filter(tenant_id=tenant_id).exists():
+            raise TenantAlreadyExists(
+                f"Tenant {tenant_id!r} already exists (see `manage.py showtenants`); "
+                "choose another id."
+            )
+
+
+def check_free_domains(domains: Iterable[str]) -> list[str]:
+    """The normalized domains, or ``TenantAlreadyExists`` naming the owner of a taken one."""
+    normalized = normalize_domains(domains)
+    with use_master_db():
+        taken = list(
+            get_domain_model().objects.filter(domain__in=normalized).select_related("tenant")
+        )
+    if taken:
+        owners = ", ".join(f"{d.domain} (tenant {d.tenant.tenant_id!r})" for d in taken)
+        raise TenantAlreadyExists(f"Domain already in use: {owners}.")
+    return normalized
+
+
+def storage_label(tenant: Any) -> str:
+    """``'schema' 'acme'`` or ``'database' 'tenant_acme'``: what holds the tenant's data."""
+    backend = get_tenant_backend(tenant)
+    if IsolationType(tenant.isolation_type) == IsolationType.DATABASE:
+        return f"database {getattr(backend, 'database_name', tenant.tenant_id)!r}"
+    return f"schema {tenant.tenant_id!r}"
+
+
+def storage_exists(tenant: Any) -> bool:
+    """Whether the tenant's schema or database is already there (with or without a row)."""
+    return bool(cast(Any, get_tenant_backend(tenant)).exists())
+
+
 def create_tenant(
     tenant_id: str,
     *,
@@ -71,21 +108,19 @@ def create_tenant(
     run_migrations: bool = True,
     verbosity: int = 0,
     stdout: TextIO | None = None,
+    adopt: bool = False,
 ) -> Any:
     """Create a tenant row, its storage and its domains, all or nothing.
 
     The domains are added last, so no request can reach a tenant whose schema is not ready.
+    With ``adopt=True`` the schema or database must already exist (kept by ``deletetenant``
+    without ``--drop``): it is attached to the new row and migrated, and never dropped, even
+    when a later step fails.
     """
-    validate_tenant_id(tenant_id)
-    domains = normalize_domains(domains)
+    check_new_tenant_id(tenant_id)
+    domains = check_free_domains(domains)
     Tenant, Domain = get_tenant_model(), get_domain_model()
     with use_master_db():
-        if Tenant.objects.filter(tenant_id=tenant_id).exists():
-            raise TenantAlreadyExists(f"Tenant {tenant_id!r} already exists.")
-        taken = list(Domain.objects.filter(domain__in=domains).select_related("tenant"))
-        if taken:
-            owners = ", ".join(f"{d.domain} (tenant {d.tenant.tenant_id!r})" for d in taken)
-            raise TenantAlreadyExists(f"Domain already in use: {owners}.")
         tenant = Tenant(
             tenant_id=tenant_id,
             name=name or tenant_id,
@@ -94,16 +129,57 @@ def create_tenant(
         )
         tenant.full_clean(validate_unique=False)
         backend = get_tenant_backend(tenant)
-        # All or nothing: on failure create() removes the row and storage it made.
-        backend.create(run_migrations=run_migrations, verbosity=verbosity, stdout=stdout)
+        if adopt:
+            _adopt(tenant, run_migrations=run_migrations, verbosity=verbosity, stdout=stdout)
+        else:
+            _refuse_leftover(tenant)
+            # All or nothing: on failure create() removes the row and storage it made.
+            backend.create(run_migrations=run_migrations, verbosity=verbosity, stdout=stdout)
         try:
             with transaction.atomic(using=get_config().MASTER_DB_ALIAS):
                 for i, domain in enumerate(domains):
                     Domain.objects.create(domain=domain, tenant=tenant, is_primary=i == 0)
         except BaseException:
-            backend.delete(drop=True)
+            if adopt:
+                _forget_row(tenant)  # adopted data is never dropped
+            else:
+                backend.delete(drop=True)
             raise
     return tenant
+
+
+def _refuse_leftover(tenant: Any) -> None:
+    """A schema/database of that name with no tenant row: say how to adopt or drop it."""
+    if storage_exists(tenant):
+        label = storage_label(tenant)
+        raise TenantAlreadyExists(
+            f"{label.capitalize()} already exists, but no tenant uses it (left by "
+            "`deletetenant` without --drop?). Re-attach it with `manage.py createtenant "
+            f"--adopt --tenant-id {tenant.tenant_id} ...`, or drop it with `manage.py "
+            "droporphans --drop`."
+        )
+
+
+def _adopt(tenant: Any, *, run_migrations: bool, verbosity: int, stdout: TextIO | None) -> None:
+    """Save the row over an existing schema/database and migrate it; undo only the row."""
+    if not storage_exists(tenant):
+        raise TenantProvisioningError(
+            f"Cannot adopt: {storage_label(tenant)} does not exist. List the leftovers with "
+            "`manage.py droporphans`, or create the tenant without --adopt."
+        )
+    tenant.save()
+    try:
+        if run_migrations:
+            get_tenant_backend(tenant).migrate(verbosity=verbosity, stdout=stdout)
+    except BaseException:
+        _forget_row(tenant)
+        raise
+
+
+def _forget_row(tenant: Any) -> None:
+    with use_master_db():
+        type(tenant).objects.filter(pk=tenant.pk).delete()
+    tenant.pk = None
 
 
 def primary_domain(tenant: Any) -> str | None:
@@ -130,9 +206,7 @@ def ask(
         suffix = f" [{default}]" if default else ""
         stdout.write(f"{prompt}{suffix}: ", ending="")
         stdout.flush()
-        line = stdin.readline()
-        if not line:
-            raise CommandError("Aborted: no input.")
+        line = _read_line(stdin, stdout)
         value = line.strip() or (default or "")
         if check is None:
             return value
@@ -142,3 +216,15 @@ def ask(
             stdout.write(f"Error: {error_message(err)}")
             continue
         return value
+
+
+def _read_line(stdin: TextIO, stdout: Any) -> str:
+    """One line of input; Ctrl-C or end of input is a short ``CommandError``, not a traceback."""
+    try:
+        line = stdin.readline()
+    except KeyboardInterrupt:
+        stdout.write("")  # end the prompt's line
+        raise CommandError("Aborted (Ctrl-C); nothing was changed.", returncode=130) from None
+    if not line:
+        raise CommandError("Aborted: no input; nothing was changed.")
+    return line

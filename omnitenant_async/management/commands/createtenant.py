@@ -6,15 +6,22 @@ from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...validators import validate_tenant_id
 from .._tenants import (
     ISOLATION_NAMES,
     USER_ERRORS,
     ask,
     can_prompt,
+    check_free_domains,
+    check_new_tenant_id,
     create_tenant,
     error_message,
-    normalize_domains,
+)
+
+NO_MIGRATE_WITH_DOMAINS = (
+    "--no-migrate cannot be combined with --domain: requests to the domain would reach an "
+    "empty schema. Create the tenant without --domain, run `manage.py migratetenant "
+    "--tenant-id {tenant_id}`, then add its domains (admin, or Domain.objects.create()); or "
+    "drop --no-migrate."
 )
 
 
@@ -43,7 +50,13 @@ class Command(BaseCommand):
             "--no-migrate",
             action="store_false",
             dest="migrate",
-            help="Create the schema but do not run its migrations.",
+            help="Create the schema but do not run its migrations (no domains are attached).",
+        )
+        parser.add_argument(
+            "--adopt",
+            action="store_true",
+            help="Attach an existing schema or database (kept by deletetenant without --drop) "
+            "to the new tenant row and migrate it, instead of creating one.",
         )
         parser.add_argument(
             "--noinput", "--no-input", action="store_false", dest="interactive",
@@ -59,18 +72,9 @@ class Command(BaseCommand):
                 raise CommandError(
                     "--tenant-id is required with --noinput or when not run in a terminal."
                 )
-            tenant_id = ask(stdin, self.stdout, "Tenant id", check=validate_tenant_id)
-            name = name or ask(stdin, self.stdout, "Tenant name", default=tenant_id)
-            if not domains:
-                answer = ask(
-                    stdin, self.stdout, "Domains, comma-separated (blank: none)",
-                    check=lambda v: normalize_domains(v.split(",")),
-                )  # fmt: skip
-                domains = answer.split(",")
-            isolation = isolation or ask(
-                stdin, self.stdout, "Isolation (schema/database)", default="schema",
-                check=_check_isolation,
-            )  # fmt: skip
+            tenant_id, name, domains, isolation = self._prompt(stdin, options)
+        if domains and not options["migrate"]:
+            raise CommandError(NO_MIGRATE_WITH_DOMAINS.format(tenant_id=tenant_id))
         config = _parse_config(options["config"])
         try:
             tenant = create_tenant(
@@ -82,18 +86,37 @@ class Command(BaseCommand):
                 run_migrations=options["migrate"],
                 verbosity=max(options["verbosity"] - 1, 0),
                 stdout=cast(TextIO, self.stdout),
+                adopt=options["adopt"],
             )
         except USER_ERRORS as err:
             raise CommandError(
                 f"Could not create tenant {tenant_id!r}: {error_message(err)}"
             ) from err
         if options["verbosity"] >= 1:
-            self._report(tenant, options["migrate"])
+            self._report(tenant, options["migrate"], options["adopt"])
 
-    def _report(self, tenant: Any, migrated: bool) -> None:
+    def _prompt(self, stdin: TextIO, options: dict[str, Any]) -> tuple[str, str, list[str], str]:
+        """Ask for what is missing; each answer is checked (free id, free domains) as typed."""
+        out = self.stdout
+        tenant_id = ask(stdin, out, "Tenant id", check=check_new_tenant_id)
+        name = options["name"] or ask(stdin, out, "Tenant name", default=tenant_id)
+        domains = options["domains"]
+        if not domains and options["migrate"]:  # --no-migrate attaches no domains
+            answer = ask(
+                stdin, out, "Domains, comma-separated (blank: none)",
+                check=lambda v: check_free_domains(v.split(",")),
+            )  # fmt: skip
+            domains = answer.split(",")
+        isolation = options["isolation"] or ask(
+            stdin, out, "Isolation (schema/database)", default="schema", check=_check_isolation
+        )
+        return tenant_id, name, domains, isolation
+
+    def _report(self, tenant: Any, migrated: bool, adopted: bool) -> None:
         domains = ", ".join(d.domain for d in tenant.domains.order_by("-is_primary", "pk"))
+        verb = "Adopted" if adopted else "Created"
         self.stdout.write(
-            self.style.SUCCESS(f"Created tenant {tenant.tenant_id!r}")
+            self.style.SUCCESS(f"{verb} tenant {tenant.tenant_id!r}")
             + f" ({'migrated' if migrated else 'not migrated'}; domains: {domains or 'none'})."
         )
         if not migrated:

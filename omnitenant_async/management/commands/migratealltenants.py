@@ -34,9 +34,19 @@ class Command(BaseCommand):
         )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
-        threads = options["threads"] or get_config().MIGRATION_THREADS
-        if threads < 1:
-            raise CommandError(f"--threads must be at least 1, got {threads}.")
+        threads = options["threads"]
+        if threads is None:
+            threads = get_config().MIGRATION_THREADS
+            if threads < 1:
+                raise CommandError(
+                    f"OMNITENANT_CONFIG['MIGRATION_THREADS'] must be at least 1, got {threads}; "
+                    "fix the setting or pass --threads N."
+                )
+        elif threads < 1:  # 0 used to mean "the default" silently
+            raise CommandError(
+                f"--threads must be at least 1, got {threads} (leave it out for the default, "
+                f"OMNITENANT_CONFIG['MIGRATION_THREADS'] = {get_config().MIGRATION_THREADS})."
+            )
         with use_master_db():
             tenants = list(get_tenant_model().objects.order_by("tenant_id"))
         if not tenants:

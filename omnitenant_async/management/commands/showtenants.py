@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import csv
+import io
 import json
 from typing import Any
 
@@ -16,12 +18,17 @@ class Command(BaseCommand):
     help = "List the tenants with their isolation and domains."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--format", choices=("table", "json"), default="table")
+        parser.add_argument(
+            "--format", choices=("table", "json", "csv"), default="table",
+            help="csv: a header row, then one row a tenant; domains separated by spaces.",
+        )  # fmt: skip
 
     def handle(self, *args: Any, format: str, **options: Any) -> None:
         rows = tenant_rows()
         if format == "json":
             self.stdout.write(json.dumps(rows, indent=2))
+        elif format == "csv":
+            self.stdout.write(render_csv(rows), ending="")
         elif not rows:
             self.stdout.write("No tenants.")
         else:
@@ -58,3 +65,16 @@ def render_table(rows: list[dict[str, Any]]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
         for line in lines
     )
+
+
+def render_csv(rows: list[dict[str, Any]]) -> str:
+    """RFC 4180 quoting by the csv module (names may hold commas and quotes); header first."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow(
+            " ".join(v) if isinstance(v, list) else ("" if v is None else v)
+            for v in (row[c] for c in COLUMNS)
+        )
+    return out.getvalue()

@@ -12,6 +12,9 @@ class OmnitenantAsyncConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+
+        if apps.is_installed("channels"):  # W020/W021 (channels_redis); imports channels
+            from .channels import checks as channel_checks  # noqa: F401
         from .conf import get_config
         from .registry import invalidate_registry
 

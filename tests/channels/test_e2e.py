@@ -20,6 +20,7 @@ from omnitenant_async.channels import agroup_send
 from omnitenant_async.registry import registry
 from tests.conftest import Server
 
+from .conftest import redis_channel_layers
 from .consumers import NOTE_PREFIX
 
 pytestmark = pytest.mark.e2e
@@ -211,9 +212,7 @@ async def test_two_processes_share_groups_through_redis(
                     )  # fmt: skip
                     assert r.status_code == 201
             # And from this test process, certainly not one of the server's.
-            layers = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                  "CONFIG": {"hosts": [redis_url]}}}  # fmt: skip
-            with override_settings(CHANNEL_LAYERS=layers):
+            with override_settings(CHANNEL_LAYERS=redis_channel_layers(redis_url)):
                 for owner in (a, b):
                     event = {"type": "feed.note", "id": 0, "text": f"{NOTE_PREFIX}{owner}-ext"}
                     await agroup_send("feed", event, tenant=await registry.aget_by_tenant_id(owner))

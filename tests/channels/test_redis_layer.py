@@ -178,3 +178,26 @@ async def test_burst_over_default_capacity_reaches_every_socket(
         assert lost == 0, f"lost {lost} of {total} deliveries; server log: {log_errors(server)}"
         assert log_errors(server) == []
         assert all(await asyncio.gather(*(nothing_more(s) for s in opened)))
+
+
+@pytest.mark.asyncio
+async def test_pubsub_layer_survives_idle_at_redis_py_defaults(redis_url: str) -> None:
+    """Why W020 leaves the pub/sub layer alone: it polls with its own 0.1 s read timeout, so
+    redis-py 8's default socket_timeout never fires, even on a bare host entry."""
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    prefix = f"omnitenant-pubsub-{uuid.uuid4().hex[:8]}"
+    receiver = RedisPubSubChannelLayer(hosts=[redis_url], prefix=prefix)
+    sender = RedisPubSubChannelLayer(hosts=[redis_url], prefix=prefix)
+    channel = await receiver.new_channel()
+    await receiver.group_add("t.t16.feed", channel)
+    waiting = asyncio.ensure_future(receiver.receive(channel))
+    try:
+        await asyncio.sleep(IDLE_SECONDS)
+        assert not waiting.done(), waiting.exception()
+        await sender.group_send("t.t16.feed", {"type": "feed.note", "text": "after idle"})
+        assert await asyncio.wait_for(waiting, 5) == {"type": "feed.note", "text": "after idle"}
+    finally:
+        waiting.cancel()
+        await receiver.flush()
+        await sender.flush()

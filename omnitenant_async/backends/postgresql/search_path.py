@@ -9,6 +9,7 @@ Attributes kept on the psycopg connection object (they survive the pool):
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 from django.db.backends.postgresql import base as pg
@@ -89,6 +90,18 @@ def flush(connection: Any) -> None:
     connection._ot_search_path = pending[0]
 
 
+# Statements that may share a message (an implicit transaction block) with the SET. Anything
+# else - CREATE DATABASE, VACUUM, CREATE INDEX CONCURRENTLY, ALTER SYSTEM, a leading comment -
+# gets the SET as a message of its own first: an allow-list cannot miss a statement that
+# refuses to run in a transaction block, a deny-list could.
+_PIGGYBACK_SAFE = re.compile(r"[\s(]*(?:SELECT|INSERT|UPDATE|DELETE|WITH|VALUES)\b", re.IGNORECASE)
+
+
+def can_piggyback(query: object) -> bool:
+    """True if ``query`` is plain DML/SELECT, safe to send as ``SET ...; <query>``."""
+    return isinstance(query, str) and _PIGGYBACK_SAFE.match(query) is not None
+
+
 _DjangoCursor: Any = pg.Cursor
 
 
@@ -97,13 +110,14 @@ class PiggybackCursor(_DjangoCursor):
 
     ``SET ...; <query>`` goes as one message; ``nextset()`` then moves to the query's result.
     The path is recorded only after success: a failed message is one implicit transaction,
-    so its SET is undone too.
+    so its SET is undone too. Only SELECT and DML ride along (``can_piggyback``): a message of
+    several statements is an implicit transaction block, which e.g. VACUUM refuses.
     """
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         conn = self.connection
         pending = getattr(conn, "_ot_pending", None)
-        if pending is None or not isinstance(query, str) or kwargs:
+        if pending is None or kwargs or not can_piggyback(query):
             flush(conn)
             return super().execute(query, params, **kwargs)
         conn._ot_pending = None

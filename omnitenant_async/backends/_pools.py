@@ -23,6 +23,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from . import forks
+
 __all__ = ["ExitAwareConnection", "PoolBudgetExhausted", "PoolRegistry", "registry"]
 
 # How long close() waits for the server to end the backend (it normally takes under 1 ms).
@@ -195,6 +197,13 @@ class PoolRegistry:
         if entry is not None:
             _close_pool(entry.pool)
 
+    def forget_all(self) -> list[ConnectionPool]:
+        """In a forked child: drop the parent's pools without closing them (see ``forks``)."""
+        pools = [entry.pool for entry in self._entries.values()]
+        self._cond = threading.Condition()
+        self._entries = OrderedDict()
+        return pools
+
     def close_all(self) -> None:
         with self._cond:
             entries = list(self._entries.values())
@@ -209,5 +218,6 @@ def _close_pool(pool: ConnectionPool) -> None:
 
 
 registry = PoolRegistry()
+forks.on_fork(registry.forget_all)
 # Close pools while their threads can still stop (psycopg_pool waits 5 s for them at exit).
 atexit.register(registry.close_all)

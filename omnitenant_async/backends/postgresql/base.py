@@ -8,6 +8,10 @@ so even a switch costs no extra round trip.
 
 The record is dropped whenever PostgreSQL may have undone the ``SET``: after a rollback or a
 savepoint rollback, and when a connection goes back to the pool in a transaction.
+
+Two defaults differ from Django's: the pool checks a connection before handing it out (unless
+``OPTIONS["pool"]["check"]`` says otherwise), so a server restart costs no request; and a
+forked child process never reuses the pools it inherited (see ``backends.forks``).
 """
 
 from __future__ import annotations
@@ -15,13 +19,35 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.backends.postgresql import base as pg
+from psycopg_pool import ConnectionPool
 
+from .. import forks
 from . import search_path
 
 _PostgresWrapper: Any = pg.DatabaseWrapper
 
 
+def _forget_pools() -> list[Any]:
+    pools = list(_PostgresWrapper._connection_pools.values())
+    _PostgresWrapper._connection_pools.clear()
+    return pools
+
+
+forks.on_fork(_forget_pools)
+
+
 class DatabaseWrapper(_PostgresWrapper):
+    def __init__(self, settings_dict: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        options = settings_dict.get("OPTIONS") or {}
+        pool = options.get("pool")
+        if pool is True or (isinstance(pool, dict) and "check" not in pool):
+            # Without a check, every pooled connection that a server restart (or an idle
+            # timeout) broke fails one request. The check is one empty query per checkout;
+            # OPTIONS["pool"]["check"] = None opts out.
+            pool = {} if pool is True else pool
+            options["pool"] = {**pool, "check": ConnectionPool.check_connection}
+        super().__init__(settings_dict, *args, **kwargs)
+
     def get_connection_params(self) -> dict[str, Any]:
         params: dict[str, Any] = super().get_connection_params()
         if params.get("cursor_factory") is pg.Cursor:

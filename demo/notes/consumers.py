@@ -45,10 +45,14 @@ class FeedConsumer(TenantConsumerMixin, AsyncJsonWebsocketConsumer):
     async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
         action = content.get("action")
         if action == "ping":  # answers from the tenant's own schema
-            marker = await Marker.objects.aget()
-            await self.send_json({"type": "pong", "tenant": marker.tenant_id})
+            marker = await Marker.objects.afirst()  # None in a tenant made by `createtenant`
+            await self.send_json({"type": "pong", "tenant": marker and marker.tenant_id})
         elif action == "post":
-            note = await Note.objects.acreate(text=str(content.get("text", ""))[:500])
+            text = content.get("text")
+            if not isinstance(text, str) or not text.strip():
+                await self.send_json({"type": "error", "error": '"text" must be a string'})
+                return
+            note = await Note.objects.acreate(text=text[:500])
             await self.tenant_group_send(FEED_GROUP, note_event(note))
         else:
             await self.send_json({"type": "error", "error": "unknown action"})

@@ -46,6 +46,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  http://{tenant_id}.localhost:{port}/  (own database; /feed/)")
         self.stdout.write(
             "Live feed: open /feed/ of two tenants side by side and post a note to one:\n"
-            f"  curl -X POST -H 'Host: acme.localhost' -d '{{\"text\": \"hi\"}}' "
+            "  curl -X POST -H 'Host: acme.localhost' -H 'Content-Type: application/json' "
+            f'-d \'{{"text": "hi"}}\' '
             f"http://127.0.0.1:{port}/notes/"
         )

@@ -12,6 +12,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, models, transaction
 from django.http import HttpRequest
 
@@ -19,7 +20,7 @@ from .backends import get_tenant_backend
 from .conf import get_config
 from .context import get_current_state
 from .exceptions import OmnitenantError, TenantAlreadyExists
-from .registry import get_domain_model
+from .registry import get_domain_model, get_tenant_model
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[Any]
@@ -81,8 +82,23 @@ class PublicOnlyAdminMixin(_ModelAdmin):
         return not tenant_is_active() and super().has_delete_permission(request, obj)
 
 
+class _ConfiguredDomainModel:
+    """``DomainInline.model``, read when used: importing the admin must not need a valid config.
+
+    With a broken ``OMNITENANT_CONFIG`` it is ``None`` (Django's admin check then says so, next
+    to ``omnitenant.E001``) instead of an import-time traceback.
+    """
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        try:
+            get_tenant_model()  # the inline's foreign key must point at an installed model
+            return get_domain_model()
+        except (ImproperlyConfigured, LookupError, ValueError):
+            return None
+
+
 class DomainInline(_TabularInline):
-    model = get_domain_model()
+    model = _ConfiguredDomainModel()
     fields = ("domain", "is_primary")
     extra = 1
 

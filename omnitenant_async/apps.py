@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig, apps
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models.signals import post_delete, post_save
 
 
@@ -18,9 +19,15 @@ class OmnitenantAsyncConfig(AppConfig):
         from .conf import get_config
         from .registry import invalidate_registry
 
-        config = get_config()
-        for label in (config.TENANT_MODEL, config.DOMAIN_MODEL):
-            model = apps.get_model(label)
+        try:
+            config = get_config()
+            models = [apps.get_model(label) for label in (config.TENANT_MODEL, config.DOMAIN_MODEL)]
+        except (ImproperlyConfigured, LookupError, ValueError):
+            # A broken OMNITENANT_CONFIG must not crash start-up: `manage.py check` reports it
+            # as omnitenant.E001/E002, which it could not if ready() raised first.
+            return
+        for model in models:
+            label = model._meta.label
             post_save.connect(
                 invalidate_registry, sender=model, dispatch_uid=f"omnitenant-{label}-save"
             )

@@ -1,7 +1,8 @@
-"""System checks (``manage.py check``); ids ``omnitenant.E00x`` (errors) / ``W00x`` (warnings)."""
+"""System checks (``manage.py check``): one id per problem, listed in docs/checks.md."""
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from django.apps import apps
@@ -43,7 +44,7 @@ def check_config(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
             errors.append(
                 checks.Error(
                     f"{label} must subclass omnitenant_async.models.{base.__name__}.",
-                    id="omnitenant.E002",
+                    id="omnitenant.E007",
                 )
             )
     try:
@@ -51,6 +52,28 @@ def check_config(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
     except ImproperlyConfigured as err:
         errors.append(checks.Error(str(err), id="omnitenant.E006"))
     return errors
+
+
+@checks.register()
+def check_unknown_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A misspelt key would otherwise be ignored silently, leaving its default in force."""
+    from .conf import KNOWN_KEYS
+
+    raw = getattr(settings, "OMNITENANT_CONFIG", None)
+    if not isinstance(raw, dict):
+        return []  # E001
+    messages: list[checks.CheckMessage] = []
+    for key in sorted(k for k in raw if k not in KNOWN_KEYS):
+        close = difflib.get_close_matches(str(key).upper(), KNOWN_KEYS, n=1)
+        hint = f"Did you mean {close[0]!r}?" if close else "See docs/checks.md for the keys."
+        messages.append(
+            checks.Warning(
+                f"OMNITENANT_CONFIG has an unknown key {key!r}; it is ignored.",
+                hint=hint,
+                id="omnitenant.W005",
+            )
+        )
+    return messages
 
 
 @checks.register()
@@ -83,7 +106,7 @@ def check_router_and_middleware(
             checks.Warning(
                 f"{MIDDLEWARE} should be first in MIDDLEWARE.",
                 hint="Middleware above it (sessions, auth) would run outside the tenant.",
-                id="omnitenant.W001",
+                id="omnitenant.W004",
             )
         )
     return messages
@@ -108,7 +131,7 @@ def check_databases(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
             checks.Error(
                 f"DATABASES[{master!r}]['ENGINE'] is {db.get('ENGINE')!r}.",
                 hint="Set it to 'omnitenant_async.backends.postgresql' for schema tenants.",
-                id="omnitenant.E004",
+                id="omnitenant.E008",
             )
         )
     for alias, conf in settings.DATABASES.items():
@@ -166,7 +189,7 @@ def check_database_tenants(
             checks.Error(
                 f"DATABASES[{alias!r}]['ENGINE'] is {conf.get('ENGINE')!r}.",
                 hint=f"The alias of database tenants must use {DATABASE_ENGINE!r}.",
-                id="omnitenant.E010",
+                id="omnitenant.E011",
             )
         ]
     if not databases or config.MASTER_DB_ALIAS not in databases:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any
 
 from django.conf import settings
@@ -55,7 +55,6 @@ class Config:
     DATABASE_MAINTENANCE_DB: str = "postgres"
     # Channels consumers: spread their database work over N threads (None/0: asgiref's one).
     CHANNELS_DB_THREADS: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base_domain(self) -> str | None:
@@ -67,6 +66,9 @@ class Config:
         labels = {self.TENANT_MODEL.partition(".")[0], self.DOMAIN_MODEL.partition(".")[0]}
         return frozenset(self.MASTER_APPS) | labels | {"omnitenant_async"}
 
+
+#: Every key OMNITENANT_CONFIG may hold; others are reported by check omnitenant.W005.
+KNOWN_KEYS: frozenset[str] = frozenset(f.name for f in fields(Config))
 
 _TUPLE_KEYS = ("PUBLIC_HOST", "MASTER_APPS", "SHARED_APPS", "EXTRA_SEARCH_PATHS")
 
@@ -90,13 +92,11 @@ def get_config() -> Config:
             "Set OMNITENANT_CONFIG in your settings to a dict with at least 'TENANT_MODEL' and "
             "'DOMAIN_MODEL' (e.g. {'TENANT_MODEL': 'customers.Tenant', ...})."
         )
-    known = set(Config.__dataclass_fields__) - {"extra"}
     values: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
     for key, value in raw.items():
-        if key not in known:
-            extra[key] = value
-        elif key in _TUPLE_KEYS:
+        if key not in KNOWN_KEYS:
+            continue  # a typo: reported by check omnitenant.W005, naming the closest key
+        if key in _TUPLE_KEYS:
             values[key] = _as_tuple(key, value)
         else:
             values[key] = value
@@ -108,7 +108,7 @@ def get_config() -> Config:
                 f"got {model!r}."
             )
     values["PUBLIC_HOST"] = tuple(h.lower() for h in values.get("PUBLIC_HOST", ()))
-    return Config(**values, extra=extra)
+    return Config(**values)
 
 
 @receiver(setting_changed)

@@ -179,11 +179,15 @@ def use_master_db() -> tenant_context:
 
 
 def use_schema(schema_name: str, *, include_public: bool = True) -> tenant_context:
-    """Run in an explicit schema of the master database, without a tenant row."""
-    from .validators import validate_tenant_id
+    """Run in an explicit schema of the master database, without a tenant row.
+
+    Any valid PostgreSQL schema name works (``acme_corp`` included); ``"public"`` is the
+    public state, and the system schemas are refused.
+    """
+    from .validators import validate_schema_identifier
 
     if schema_name != PUBLIC_SCHEMA:
-        validate_tenant_id(schema_name)
+        validate_schema_identifier(schema_name)
     return tenant_context(
         TenantState(tenant_id=None, schema_name=schema_name, include_public=include_public)
     )
@@ -193,13 +197,15 @@ def bind_context[**P, R](func: Callable[P, R]) -> Callable[P, R]:
     """Wrap ``func`` to run in a copy of the *current* context, wherever it is called.
 
     ``loop.run_in_executor`` and ``ThreadPoolExecutor.submit`` carry no context: pass them
-    ``bind_context(fn)`` so the tenant goes along.
+    ``bind_context(fn)`` so the tenant goes along. Each call runs in its own copy of the
+    captured context, so the wrapper may run in many threads at once (``executor.map``) and
+    no call sees what another set.
     """
     ctx = contextvars.copy_context()
 
     @functools.wraps(func)
     def inner(*args: P.args, **kwargs: P.kwargs) -> R:
-        return ctx.run(func, *args, **kwargs)
+        return ctx.copy().run(func, *args, **kwargs)
 
     return inner
 

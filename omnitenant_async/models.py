@@ -8,7 +8,7 @@ from django.db import models
 
 from .conf import get_config
 from .isolation import IsolationType
-from .validators import django_validate_tenant_id, validate_domain
+from .validators import django_validate_tenant_id, validate_domain, validate_schema_name
 
 
 class TenantQuerySetManager(models.Manager[Any]):
@@ -52,6 +52,51 @@ class BaseTenant(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.tenant_id})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Refuse an invalid or reserved ``tenant_id`` before anything reaches the database.
+
+        ``objects.create()`` and ``save()`` skip field validators; without this, ``public``
+        would be saved (and only provisioning would refuse it) and a 64-character id would
+        surface as the database's ``DataError``.
+        """
+        self.validate_tenant_id()
+        super().save(*args, **kwargs)
+
+    def validate_tenant_id(self) -> None:
+        """Raise ``ValidationError`` (on field ``tenant_id``) unless the id can be a tenant."""
+        from django.core.exceptions import ValidationError
+
+        from .exceptions import InvalidTenantName
+
+        try:
+            validate_schema_name(self.tenant_id)
+        except InvalidTenantName as err:
+            raise ValidationError({"tenant_id": [str(err)]}, code="invalid_tenant_id") from None
+        try:
+            IsolationType(self.isolation_type)
+        except ValueError:
+            raise ValidationError(
+                {"isolation_type": [f"{self.isolation_type!r} is not an IsolationType."]}
+            ) from None
+
+
+def _tenant_model_label() -> str:
+    """The FK target of ``BaseDomain``, read when the project's models load.
+
+    With a broken ``OMNITENANT_CONFIG`` the label falls back to whatever string is there (or a
+    placeholder), so Django can finish loading and ``manage.py check`` reports
+    ``omnitenant.E001`` instead of a traceback.
+    """
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        return get_config().TENANT_MODEL
+    except ImproperlyConfigured:
+        raw = getattr(settings, "OMNITENANT_CONFIG", None)
+        label = raw.get("TENANT_MODEL") if isinstance(raw, dict) else None
+        return label if isinstance(label, str) and label else "omnitenant_async.TenantModelUnset"
+
 
 class BaseDomain(models.Model):
     """A host name that resolves to a tenant; a tenant may have several, one primary."""
@@ -59,7 +104,7 @@ class BaseDomain(models.Model):
     domain = models.CharField(max_length=253, unique=True, validators=[validate_domain])
     tenant = models.ForeignKey(
         # Read when the project's models load, like AUTH_USER_MODEL.
-        get_config().TENANT_MODEL,
+        _tenant_model_label(),
         on_delete=models.CASCADE,
         related_name="domains",
     )

@@ -26,17 +26,58 @@ def is_dns_label(value: str) -> bool:
     return bool(DNS_LABEL_RE.match(value))
 
 
+# PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes.
+MAX_IDENTIFIER_BYTES = 63
+
+
+def is_reserved(value: str) -> bool:
+    """``public``, ``information_schema``, ``pg_*`` and the names of system databases."""
+    return value.lower() in RESERVED_NAMES or value.lower().startswith(RESERVED_PREFIXES)
+
+
 def validate_tenant_id(value: str) -> None:
-    """Raise :class:`InvalidTenantName` unless ``value`` can name a tenant."""
-    if not isinstance(value, str) or not DNS_LABEL_RE.match(value):
+    """Raise :class:`InvalidTenantName` unless ``value`` can name a tenant.
+
+    Reserved names are reported as reserved before the DNS-label rule, so ``pg_foo`` is told
+    why it is refused rather than that ``_`` is not a DNS character.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidTenantName(f"Tenant id {value!r} must be a non-empty string.")
+    if is_reserved(value):
+        raise InvalidTenantName(
+            f"Tenant id {value!r} is reserved (public, information_schema, pg_* and the names of "
+            "system databases cannot be tenants). Choose another id."
+        )
+    if len(value) > MAX_IDENTIFIER_BYTES:
+        raise InvalidTenantName(
+            f"Tenant id {value[:20]!r}... is {len(value)} characters long; the limit is "
+            f"{MAX_IDENTIFIER_BYTES} (a DNS label, and PostgreSQL's identifier length)."
+        )
+    if not DNS_LABEL_RE.match(value):
         raise InvalidTenantName(
             f"Tenant id {value!r} is not a valid DNS label: use 1-63 lower-case letters, digits "
             "and hyphens, starting and ending with a letter or digit."
         )
-    if value in RESERVED_NAMES or value.startswith(RESERVED_PREFIXES):
+
+
+def validate_schema_identifier(value: str) -> None:
+    """Raise :class:`InvalidTenantName` unless ``value`` can be used as a tenant's schema.
+
+    Any PostgreSQL identifier is accepted (it is always quoted): ``acme_corp``, ``Acme``, the
+    schemas django-tenants made. Refused: empty, longer than 63 bytes (PostgreSQL would
+    silently truncate it to another name), NUL, and the system schemas.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidTenantName(f"Schema name {value!r} must be a non-empty string.")
+    if "\x00" in value or len(value.encode()) > MAX_IDENTIFIER_BYTES:
         raise InvalidTenantName(
-            f"Tenant id {value!r} is reserved (public, information_schema, pg_* and the names of "
-            "system databases cannot be tenants). Choose another id."
+            f"Schema name {value!r} is not a valid PostgreSQL identifier (at most "
+            f"{MAX_IDENTIFIER_BYTES} bytes, no NUL character)."
+        )
+    if value == "information_schema" or value.startswith("pg_") or value == "public":
+        raise InvalidTenantName(
+            f"Schema {value!r} is a system schema (public, information_schema, pg_*); it cannot "
+            "hold a tenant."
         )
 
 

@@ -83,9 +83,12 @@ def test_require_state_fails_closed() -> None:
 
 
 def test_use_schema_validates_names() -> None:
-    for bad in ("pg_catalog", "information_schema", 'x"; drop', "A", ""):
+    for bad in ("pg_catalog", "pg_foo", "information_schema", "", "x" * 64, "a\x00b"):
         with pytest.raises(InvalidTenantName):
             use_schema(bad)
+    for good in ("acme_corp", "Acme Corp", 'x"; drop', "x" * 63):
+        with use_schema(good):
+            assert require_state().schema_name == good
     with use_master_db():
         assert require_state().is_public
 

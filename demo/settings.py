@@ -66,7 +66,11 @@ DATABASES = {
         "HOST": os.environ.get("OMNITENANT_PG_HOST", "127.0.0.1"),
         "PORT": os.environ.get("OMNITENANT_PG_PORT", "5432"),
         "CONN_MAX_AGE": 0,
-        "OPTIONS": {"pool": {"min_size": POOL_MIN, "max_size": POOL_MAX, "timeout": 20}},
+        "OPTIONS": {
+            "pool": {"min_size": POOL_MIN, "max_size": POOL_MAX, "timeout": 20},
+            # A server that does not answer is an error in seconds, not a hang.
+            "connect_timeout": int(os.environ.get("OMNITENANT_PG_CONNECT_TIMEOUT", "5")),
+        },
         "TEST": {"NAME": os.environ.get("OMNITENANT_PGDATABASE", "omnitenant_demo")},
     }
 }

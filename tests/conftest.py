@@ -8,9 +8,11 @@ re-created once per session, migrated, and seeded with schema tenants ``t00``..`
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 N_TENANTS = 24
 TENANT_IDS = [f"t{i:02d}" for i in range(N_TENANTS)]
+# This run's own directory for server logs (under $TMPDIR), removed when the run ends: logs
+# of earlier runs must not pile up in /tmp.
+RUN_DIR = Path(tempfile.mkdtemp(prefix="omnitenant-run-"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,6 +40,10 @@ def pytest_configure(config: pytest.Config) -> None:
     import django
 
     django.setup()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +87,7 @@ class Server:
     def __init__(self, app: str, env: dict[str, str] | None = None, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"omnitenant-uvicorn-{self.port}.log"
+        self.log = RUN_DIR / f"omnitenant-uvicorn-{self.port}.log"
         cmd = [
             sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1",
             "--port", str(self.port), "--log-level", "warning", "--workers", str(workers),

@@ -53,17 +53,103 @@ _ot_glob_newest_first() {
     done | sort -rV
 }
 
+# _ot_denied_dir PATH: print the first directory on the way to PATH that we may not enter.
+_ot_denied_dir() {
+    local dir="$1"
+    local -a chain=()
+    [[ $dir == /* ]] || dir="$PWD/$dir"
+    dir="${dir%/*}"
+    while [[ -n $dir ]]; do
+        chain=("$dir" "${chain[@]}")
+        dir="${dir%/*}"
+    done
+    for dir in "${chain[@]}"; do
+        if [[ -d $dir && ! -x $dir ]]; then
+            printf '%s\n' "$dir"
+            return 0
+        fi
+        [[ -e $dir ]] || return 1
+    done
+    return 1
+}
+
+# _ot_python_problem CANDIDATE: say in one line why CANDIDATE (a path or a command name) is
+# not a working Python >= 3.12: missing, permission denied (on which file or directory), too
+# old, or failing to start (its first line of error). Prints nothing if it works.
+_ot_python_problem() {
+    local c="$1" path="" dir mode out version d
+    local -a dirs=()
+    if [[ $c != */* ]]; then
+        path="$(command -v "$c" 2>/dev/null)" || path=""
+        if [[ -z $path ]]; then
+            # command -v skips files we may not execute: look for them by hand.
+            IFS=: read -r -a dirs <<<"$PATH"
+            for d in "${dirs[@]}"; do
+                if [[ -e $d/$c || -L $d/$c ]]; then
+                    path="$d/$c"
+                    break
+                fi
+            done
+        fi
+        [[ -n $path ]] || { printf '%s: not found on PATH\n' "$c"; return 0; }
+        c="$path"
+    fi
+    if [[ ! -e $c ]]; then
+        if dir="$(_ot_denied_dir "$(readlink -m -- "$c")")" || dir="$(_ot_denied_dir "$c")"; then
+            mode="$(stat -c '%A, owner %U' -- "$dir" 2>/dev/null)"
+            printf '%s: permission denied: %s cannot enter %s (%s)\n' "$c" "$(id -un)" "$dir" "$mode"
+        elif [[ -L $c ]]; then
+            printf '%s: broken symlink to %s\n' "$c" "$(readlink -- "$c")"
+        else
+            printf '%s: no such file\n' "$c"
+        fi
+        return 0
+    fi
+    if [[ -d $c ]]; then
+        printf '%s: is a directory, not a Python interpreter\n' "$c"
+        return 0
+    fi
+    if [[ ! -x $c || ! -r $c ]]; then
+        mode="$(stat -L -c '%A, owner %U' -- "$c" 2>/dev/null)"
+        printf '%s: permission denied: not readable and executable by %s (%s)\n' \
+            "$c" "$(id -un)" "$mode"
+        return 0
+    fi
+    if ! version="$("$c" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>&1)"; then
+        out="${version%%$'\n'*}"
+        printf '%s: does not start: %s\n' "$c" "${out:-no output}"
+        return 0
+    fi
+    if ! _ot_python_ok "$c"; then
+        printf '%s: is Python %s, older than 3.12\n' "$c" "$version"
+    fi
+}
+
+# _ot_python_fix: what to do when no usable Python >= 3.12 was found.
+_ot_python_fix() {
+    cat >&2 <<'EOF'
+       Fix:   install Python 3.12 or newer that you may run (Debian bookworm only ships 3.11):
+                uv python install 3.13        (or, as yourself: pyenv install 3.13)
+              then re-run, or point at any such interpreter explicitly:
+                OMNITENANT_PYTHON=/path/to/python3.13 scripts/test
+              An interpreter another user installed (root's pyenv under /root, say) works only if
+              you may enter every directory on its path and read its files: ask its owner.
+EOF
+}
+
 # find_python: print the absolute path of a working Python >= 3.12, or explain and fail.
 find_python() {
-    local c
-    local -a cands=()
+    local c why
+    local -a cands=() problems=()
     if [[ -n ${OMNITENANT_PYTHON:-} ]]; then
         # An explicit choice that does not work is an error, not something to silently ignore.
         if _ot_python_ok "$OMNITENANT_PYTHON"; then
             "$OMNITENANT_PYTHON" -c 'import sys; print(sys.executable)'
             return 0
         fi
-        ot_err "OMNITENANT_PYTHON=$OMNITENANT_PYTHON is not a working Python >= 3.12."
+        why="$(_ot_python_problem "$OMNITENANT_PYTHON")"
+        ot_err "OMNITENANT_PYTHON=$OMNITENANT_PYTHON is not a working Python >= 3.12: ${why#*: }."
+        _ot_python_fix
         return 1
     fi
 
@@ -87,17 +173,24 @@ find_python() {
             "$c" -c 'import sys; print(sys.executable or sys.argv[0])'
             return 0
         fi
+        why="$(_ot_python_problem "$c")"
+        # Interpreters that are there but unusable are worth a line; absent names are not.
+        [[ -z $why || $why == *": not found on PATH" ]] || problems+=("$why")
     done
+    if [[ -d /root && ! -x /root ]]; then
+        problems+=("/root: permission denied: $(id -un) cannot look for root's pyenv there ($(stat -c '%A, owner %U' /root 2>/dev/null))")
+    fi
 
     ot_err "no Python >= 3.12 found (python3 here is $(python3 -V 2>&1 || echo 'missing'))."
+    if ((${#problems[@]})); then
+        printf '       Found, not usable:\n' >&2
+        printf '         %s\n' "${problems[@]}" >&2
+    fi
     cat >&2 <<'EOF'
        Tried: $OMNITENANT_PYTHON, python3.14/3.13/3.12 on PATH, $(pyenv root)/versions/3.1x,
               /root/.pyenv/versions/3.1x, /usr/local/bin/python3.1x, /usr/bin/python3.1x, python3.
-       Fix:   install Python 3.12 or newer (Debian bookworm only ships 3.11), for example
-                pyenv install 3.13        (or: uv python install 3.13)
-              then re-run, or point at any such interpreter explicitly:
-                OMNITENANT_PYTHON=/path/to/python3.13 scripts/test
 EOF
+    _ot_python_fix
     return 1
 }
 

@@ -245,6 +245,8 @@ def test_manage_py_test_parallel_on_our_engine() -> None:
             "django",
             "test",
             "tests.parallel_project",
+            "--pattern",
+            "cases.py",
             "--parallel",
             "2",
             "--noinput",

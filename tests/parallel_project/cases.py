@@ -1,5 +1,8 @@
 """Test classes run by ``django test --parallel 2`` on our engine (tests/test_statements.py).
 
+Not named ``test_*.py``: pytest must not collect them (the TransactionTestCase flushes the
+database it runs in).
+
 Two classes, so the runner really clones the test database (``CREATE DATABASE ... TEMPLATE``)
 through the engine, and each worker writes to its own clone.
 """

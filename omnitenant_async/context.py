@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Coroutine, Mapping
@@ -62,6 +64,26 @@ class TenantState:
         if self.database is not None:
             return f"d.{self.database}"
         return f"s.{self.schema_name}"
+
+    def with_own_tenant(self) -> TenantState:
+        """This state with a private copy of the model instance, for one request or connection.
+
+        The registry hands every request the same cached state; a view that changed
+        ``request.tenant.name`` (or its ``config`` dict) would otherwise change it for every
+        concurrent request and thread until the cache expires.
+        """
+        if self.tenant is None:
+            return self
+        return dataclasses.replace(self, tenant=_own_copy(self.tenant))
+
+
+def _own_copy(instance: Any) -> Any:
+    """A shallow model copy whose mutable field values (JSON dicts and lists) are copied too."""
+    clone = copy.copy(instance)
+    for name, value in vars(clone).items():
+        if isinstance(value, (dict, list)) and not name.startswith("_"):
+            setattr(clone, name, copy.deepcopy(value))
+    return clone
 
 
 PUBLIC = TenantState(tenant_id=None)

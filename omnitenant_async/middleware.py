@@ -29,7 +29,10 @@ class TenantMiddleware:
 
     Unknown tenants raise ``Http404`` and malformed hosts, headers or paths raise
     ``InvalidTenantInput`` (a ``SuspiciousOperation``): Django answers them with your
-    ``handler404``/``handler400``.
+    ``handler404``/``handler400``. The host is read with Django's ``get_host()``, so
+    ``ALLOWED_HOSTS`` is enforced (``DisallowedHost``, 400) before any lookup and
+    ``USE_X_FORWARDED_HOST`` is honoured. Each request gets its own copy of the tenant
+    instance: changing ``request.tenant`` affects no other request.
     """
 
     sync_capable = True
@@ -47,7 +50,7 @@ class TenantMiddleware:
         resolver = get_resolver()
         info = RequestInfo.from_request(request)
         try:
-            state = resolver.resolve(info)
+            state = resolver.resolve(info).with_own_tenant()
         except TenantNotFound as err:
             raise Http404(str(err)) from err
         self._prepare(request, resolver, info, state)
@@ -59,7 +62,7 @@ class TenantMiddleware:
         resolver = get_resolver()
         info = RequestInfo.from_request(request)
         try:
-            state = await resolver.aresolve(info)
+            state = (await resolver.aresolve(info)).with_own_tenant()
         except TenantNotFound as err:
             raise Http404(str(err)) from err
         self._prepare(request, resolver, info, state)

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from django.core.exceptions import ImproperlyConfigured
+from django.conf import settings
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import HttpRequest
+from django.http.request import split_domain_port, validate_host
 from django.utils.module_loading import import_string
 
 from .conf import get_config
@@ -39,7 +41,7 @@ class RequestInfo:
     def from_request(cls, request: HttpRequest) -> RequestInfo:
         meta = request.META
         return cls(
-            host=meta.get("HTTP_HOST") or meta.get("SERVER_NAME", ""),
+            host=request.get_host(),  # ALLOWED_HOSTS, USE_X_FORWARDED_HOST: DisallowedHost
             path=request.path_info,
             headers=_LazyHeaders(request),
             query_string=meta.get("QUERY_STRING", ""),
@@ -47,17 +49,17 @@ class RequestInfo:
 
     @classmethod
     def from_scope(cls, scope: Mapping[str, Any]) -> RequestInfo:
-        """Build from an ASGI ``http`` or ``websocket`` scope."""
+        """Build from an ASGI ``http`` or ``websocket`` scope, with ``get_host()``'s rules.
+
+        Raises ``DisallowedHost`` for a host outside ``ALLOWED_HOSTS``.
+        """
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")
             for name, value in scope.get("headers", ())
         }
-        host = headers.get("host")
-        if host is None and scope.get("server"):
-            host = str(scope["server"][0])
         qs = scope.get("query_string", b"")
         return cls(
-            host=host or "",
+            host=allowed_host(_raw_scope_host(scope, headers)),
             path=scope.get("path", "/"),
             headers=headers,
             query_string=qs.decode("latin-1") if isinstance(qs, bytes) else str(qs),
@@ -78,6 +80,34 @@ class RequestInfo:
         if len(values) > 1:
             raise InvalidTenantInput(f"The {name!r} query parameter is given different values.")
         return values.pop() if values else None
+
+
+def _raw_scope_host(scope: Mapping[str, Any], headers: Mapping[str, str]) -> str:
+    """``HttpRequest._get_raw_host()`` for a scope: X-Forwarded-Host, Host, then the server."""
+    if settings.USE_X_FORWARDED_HOST and "x-forwarded-host" in headers:
+        return headers["x-forwarded-host"]
+    if "host" in headers:
+        return headers["host"]
+    server = scope.get("server")
+    if not server:
+        return ""
+    host, port = str(server[0]), str(server[1]) if len(server) > 1 else ""
+    default_port = "443" if scope.get("scheme") in ("https", "wss") else "80"
+    return host if not port or port == default_port else f"{host}:{port}"
+
+
+def allowed_host(raw: str) -> str:
+    """``raw`` if Django's ``get_host()`` would accept it, else ``DisallowedHost``."""
+    allowed = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    domain, _port = split_domain_port(raw)
+    if domain and validate_host(domain, allowed):
+        return raw
+    raise DisallowedHost(
+        f"Invalid host {raw!r}: add it to ALLOWED_HOSTS (or check USE_X_FORWARDED_HOST behind "
+        "a proxy)."
+    )
 
 
 class _LazyHeaders(Mapping[str, str]):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from asgiref.typing import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
+from django.core.exceptions import DisallowedHost
 
 from ..conf import get_config
 from ..context import TenantState, tenant_context
@@ -25,7 +26,9 @@ class TenantMiddleware:
     ``scope["tenant_state"]``, and run the inner application inside the tenant.
 
     Unknown tenants are refused with :data:`CLOSE_UNKNOWN_TENANT` (HTTP 404), malformed input
-    with :data:`CLOSE_INVALID_TENANT` (HTTP 400). Other scope types (lifespan) pass through.
+    and hosts outside ``ALLOWED_HOSTS`` (read as Django's ``get_host()`` does, honouring
+    ``USE_X_FORWARDED_HOST``) with :data:`CLOSE_INVALID_TENANT` (HTTP 400). Each connection
+    gets its own copy of the tenant instance. Other scope types (lifespan) pass through.
     ``http_denial=True`` refuses WebSockets with the HTTP status instead of a close, where the
     server supports it (off by default: uvicorn's default WebSocket protocol logs an error after
     each denial response).
@@ -42,13 +45,13 @@ class TenantMiddleware:
             await self.inner(scope, receive, send)
             return
         resolver = get_resolver()
-        info = RequestInfo.from_scope(scope)
         try:
-            state = await aresolve(resolver, info)
+            info = RequestInfo.from_scope(scope)
+            state = (await aresolve(resolver, info)).with_own_tenant()
         except TenantNotFound:
             await reject(scope, receive, send, CLOSE_UNKNOWN_TENANT, http_denial=self.http_denial)
             return
-        except InvalidTenantInput:
+        except (InvalidTenantInput, DisallowedHost):
             await reject(scope, receive, send, CLOSE_INVALID_TENANT, http_denial=self.http_denial)
             return
         inner_scope = cast(dict[str, Any], dict(scope))

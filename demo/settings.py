@@ -134,3 +134,15 @@ LOGGING = {
         "django.security": {"handlers": ["console"], "level": "CRITICAL"},
     },
 }
+
+# Celery (docs/tasks.md): the throwaway Redis of scripts/test, on its own database numbers so
+# broker and results never meet the channel layer's or the cache tests' keys.
+CELERY_BROKER_URL = os.environ.get("OMNITENANT_CELERY_BROKER_URL") or (
+    os.environ.get("OMNITENANT_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/3"
+)
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL.rsplit("/", 1)[0] + "/4"
+CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = 600
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -5,6 +5,7 @@
 #
 #   source scripts/lib.sh
 #   ensure_venv                    # .venv with Python >= 3.12 and `pip install -e ".[test]"`
+#   ensure_min_venv                # .venv-min: Python 3.12, Django 5.2 and every declared floor
 #   start_postgres OMNITENANT_PG   # throwaway PostgreSQL cluster; exports OMNITENANT_PG_{HOST,PORT,PID,DIR}
 #   start_redis                    # throwaway Redis; exports OMNITENANT_REDIS_URL (if Redis is available)
 #
@@ -244,6 +245,80 @@ ensure_venv() {
 
     export VIRTUAL_ENV="$OT_VENV"
     export PATH="$OT_VENV/bin:$PATH"
+}
+
+_ot_is_312() { "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1; }
+
+# find_min_python: print the path of a working Python 3.12 (the lowest version we support), for
+# .venv-min. OMNITENANT_MIN_PYTHON overrides the search.
+find_min_python() {
+    local c
+    local -a cands=()
+    if [[ -n ${OMNITENANT_MIN_PYTHON:-} ]]; then
+        cands=("$OMNITENANT_MIN_PYTHON")
+    else
+        cands=(python3.12)
+        if command -v pyenv >/dev/null 2>&1; then
+            local proot
+            proot="$(pyenv root 2>/dev/null)" || proot=""
+            [[ -z $proot ]] || mapfile -t -O 1 cands < <(_ot_glob_newest_first "$proot"/versions/3.12*/bin/python3)
+        fi
+        mapfile -t -O "${#cands[@]}" cands < <(_ot_glob_newest_first /root/.pyenv/versions/3.12*/bin/python3)
+        cands+=(/usr/local/bin/python3.12 /usr/bin/python3.12)
+    fi
+    for c in "${cands[@]}"; do
+        if _ot_is_312 "$c"; then
+            "$c" -c 'import sys; print(sys.executable or sys.argv[0])'
+            return 0
+        fi
+    done
+    ot_err "no working Python 3.12 found for the lowest-versions venv (tried: ${cands[*]})."
+    ot_err "install one (pyenv install 3.12) or set OMNITENANT_MIN_PYTHON=/path/to/python3.12"
+    return 1
+}
+
+# ensure_min_venv: like ensure_venv, for the lowest supported versions: $OT_VENV_MIN
+# (.venv-min) runs Python 3.12 and has `-e ".[test]"` installed with every dependency floor
+# declared in pyproject.toml pinned exactly (scripts/floors.py writes the constraints; Django is
+# the latest 5.2.x). Re-installed from scratch when pyproject.toml changes (the stamp holds its
+# sha256). Puts .venv-min first on PATH.
+OT_VENV_MIN="$OT_ROOT/.venv-min"
+ensure_min_venv() {
+    local venv="$OT_VENV_MIN" stamp="$OT_VENV_MIN/.omnitenant-stamp" want have="" base lockfd
+    exec {lockfd}<"$OT_ROOT/pyproject.toml"
+    flock "$lockfd" 2>/dev/null || true
+
+    want="$(sha256sum "$OT_ROOT/pyproject.toml" "$OT_ROOT/scripts/floors.py" | sha256sum)"
+    want="min ${want%% *}"
+    [[ -r $stamp ]] && have="$(<"$stamp")"
+    if [[ $have != "$want" ]] || ! "$venv/bin/python" -c '' >/dev/null 2>&1; then
+        base="$(find_min_python)" || { exec {lockfd}<&-; return 1; }
+        # A fresh venv each time: pip never downgrades what an earlier install left behind.
+        rm -rf -- "$venv"
+        ot_log "creating ${venv#"$OT_ROOT/"} with $base ($("$base" -V 2>&1)) and the declared floors"
+        local constraints
+        constraints="$(mktemp "${TMPDIR:-/tmp}/omnitenant-floors.XXXXXX")"
+        _OT_TMPDIRS+=("$constraints")
+        if ! "$base" "$OT_ROOT/scripts/floors.py" >"$constraints"; then
+            ot_err "scripts/floors.py failed"
+            exec {lockfd}<&-
+            return 1
+        fi
+        ot_log "constraints: $(tr '\n' ' ' <"$constraints")"
+        if ! "$base" -m venv "$venv" ||
+            ! (cd "$OT_ROOT" && PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+                "$venv/bin/python" -m pip install -q -c "$constraints" -e ".[test]" </dev/null); then
+            ot_err "building ${venv#"$OT_ROOT/"} with the declared floors failed (pip output above)"
+            rm -rf -- "$venv"
+            exec {lockfd}<&-
+            return 1
+        fi
+        printf '%s\n' "$want" >"$stamp"
+    fi
+    exec {lockfd}<&-
+
+    export VIRTUAL_ENV="$venv"
+    export PATH="$venv/bin:$PATH"
 }
 
 # --------------------------------------------------------------------------------------------

@@ -32,8 +32,9 @@ from celery.result import AsyncResult
 from celery.signals import before_task_publish
 
 from .context import TenantState, get_current_state, tenant_context, use_master_db
-from .exceptions import OmnitenantError, TenantNotFound
+from .exceptions import TenantNotFound
 from .registry import get_tenant_model, registry
+from .task_errors import TaskTenantNotFound
 
 __all__ = [
     "HEADER_ISOLATION",
@@ -54,13 +55,6 @@ _NO_TENANT = ""
 _in_body: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "omnitenant_celery_body", default=False
 )
-
-
-class TaskTenantNotFound(OmnitenantError):
-    """The tenant a task was queued for does not exist (any more); the task does not run.
-
-    One message argument only, so Celery's result backends can rebuild it on the caller's side.
-    """
 
 
 def tenant_headers(tenant: Any) -> dict[str, str]:

@@ -6,7 +6,9 @@ task of a tenant the worker resolves it without a query.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +24,13 @@ from .conftest import ROOT, RUN_DIR
 def require_redis() -> None:
     if not os.environ.get("OMNITENANT_REDIS_URL"):
         pytest.skip("OMNITENANT_REDIS_URL not set: scripts/test starts a throwaway Redis")
+
+
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGTERM when the test process dies (a crashed run leaves none
+    behind to steal the next run's tasks from a Redis on the same port)."""
+    with_libc = ctypes.CDLL(None, use_errno=True)
+    with_libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Worker:
@@ -46,7 +55,12 @@ class Worker:
         }
         self._log_file = self.log.open("w")
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=self._log_file, stderr=subprocess.STDOUT
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         self._wait_ready()
 

@@ -238,3 +238,53 @@ def check_channels_db_threads(app_configs: Any = None, **kwargs: Any) -> list[ch
             id="omnitenant.W003",
         )
     ]
+
+
+@checks.register()
+def check_invalidation(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The cross-process invalidation must be able to listen (docs/deployment.md)."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    from .conf import get_config
+
+    try:
+        config = get_config()
+    except ImproperlyConfigured:
+        return []
+    messages: list[checks.CheckMessage] = []
+    dsn = config.INVALIDATION_DSN
+    if dsn is not None:
+        try:
+            conninfo_to_dict(dsn)
+        except (ProgrammingError, TypeError) as err:
+            messages.append(
+                checks.Error(
+                    f"OMNITENANT_CONFIG['INVALIDATION_DSN'] is not a libpq connection string "
+                    f"({err}).",
+                    hint="Use 'host=db port=5432 dbname=app user=app' or "
+                    "'postgresql://app@db:5432/app', pointing at the server, not a pooler.",
+                    id="omnitenant.E020",
+                )
+            )
+    if not isinstance(config.RETRY_AFTER, int) or config.RETRY_AFTER < 0:
+        messages.append(
+            checks.Error(
+                f"OMNITENANT_CONFIG['RETRY_AFTER'] is {config.RETRY_AFTER!r}; it must be a "
+                "whole number of seconds (the 503's Retry-After header).",
+                id="omnitenant.E021",
+            )
+        )
+    pooled = getattr(config, "POOLER", None) == "transaction"
+    if config.INVALIDATION_LISTEN and pooled and not dsn:
+        messages.append(
+            checks.Warning(
+                "POOLER is 'transaction' but INVALIDATION_DSN is not set: the invalidation "
+                "listener's LISTEN would go through the pooler, which drops notifications, "
+                "and other workers would serve changed tenants for REGISTRY_TTL.",
+                hint="Set OMNITENANT_CONFIG['INVALIDATION_DSN'] to a direct connection to the "
+                "PostgreSQL server (docs/deployment.md).",
+                id="omnitenant.W030",
+            )
+        )
+    return messages

@@ -40,6 +40,12 @@ class Config:
     REGISTRY_TTL: float = 60.0
     REGISTRY_NEGATIVE_TTL: float = 5.0
     REGISTRY_MAX_NEGATIVE: int = 1024
+    # Cross-process invalidation (docs/deployment.md): LISTEN in each serving process, on the
+    # master alias's server unless INVALIDATION_DSN (a libpq conninfo/URI) names a direct one.
+    INVALIDATION_LISTEN: bool = True
+    INVALIDATION_DSN: str | None = None
+    # Seconds in the Retry-After of the 503 answered while the database cannot be reached.
+    RETRY_AFTER: int = 5
     MIGRATION_THREADS: int = 4
     # Database tenants (docs/database-tenants.md): the virtual alias and its pools. The
     # process's budget of server connections to tenant databases is MAX_POOLS x POOL_SIZE.

@@ -1,7 +1,10 @@
 """Cached lookup of tenants by domain and by id, so a warm request makes no query.
 
-Entries expire after ``REGISTRY_TTL`` seconds (other processes converge within that time) and
-the whole cache is dropped when a tenant or domain row is saved or deleted in this process.
+Entries expire after ``REGISTRY_TTL`` seconds, a backstop: the whole cache is dropped when a
+tenant or domain row is saved or deleted in this process, and, through PostgreSQL's
+``NOTIFY``, in every other process (``omnitenant_async.invalidation``).
+A lookup that fails (database unreachable) caches nothing: it is neither "found" nor "unknown",
+so an outage is never remembered as a flood of unknown tenants.
 Unknown keys are remembered briefly, in a bounded LRU, so a flood of bogus hosts costs one query
 per host per ``REGISTRY_NEGATIVE_TTL`` at most. Expiry is jittered and concurrent misses of one
 key wait for a single query, so entries do not all reload in one burst.
@@ -98,6 +101,15 @@ class TenantRegistry:
             raise DomainNotFound(value) if kind == "domain" else TenantNotFound(kind, value)
         return state
 
+    def tenant_exists(self, tenant_id: str) -> bool:
+        """Whether the tenant row exists *now* (a query, never the cache).
+
+        For error paths: a request resolved just before its tenant was deleted finds out here
+        whether its failure means "gone" (404) rather than a bug (500).
+        """
+        with use_public_schema():
+            return bool(get_tenant_model().objects.filter(tenant_id=tenant_id).exists())
+
     def get(self, kind: str, value: str) -> TenantState:
         key = (kind, value)
         return self._cached(key) or self._load(key)
@@ -128,8 +140,8 @@ registry = TenantRegistry()
 
 
 def invalidate_registry(**kwargs: Any) -> None:
-    """Signal receiver: drop the cache now, and again once the transaction commits."""
-    from django.db import transaction
+    """Signal receiver: drop the cache here now, and in every process once the change commits."""
+    from .invalidation import notify
 
-    registry.clear()
-    transaction.on_commit(registry.clear, using=get_config().MASTER_DB_ALIAS)
+    sender = kwargs.get("sender")
+    notify(kwargs.get("using"), sender._meta.label if sender is not None else "")

@@ -4,19 +4,31 @@ Channels runs all of a connection's handlers in one task, and all consumers' dat
 one shared thread, so a tenant set once in ``connect()`` stays set for whatever that task or
 thread does next. The mixin sets the tenant from ``scope["tenant_state"]`` around *each*
 ``dispatch`` and resets it afterwards, so no handler can change the tenant of the next one.
+
+A connection outlives the registry entry it was resolved from: after each invalidation (a
+tenant or domain changed, in any process; ``omnitenant_async.invalidation``) every live
+connection resolves its scope again and is closed with :data:`CLOSE_UNKNOWN_TENANT` if its
+tenant is gone, or :data:`CLOSE_TENANT_CHANGED` if its host now names another tenant or its
+tenant's isolation or database changed.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any, cast
 
 from asgiref.sync import ThreadSensitiveContext, async_to_sync
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
+from django.db import InterfaceError, OperationalError
 
 from ..context import TenantState, tenant_context
-from .codes import CLOSE_NO_TENANT, logger, reject
+from ..exceptions import InvalidTenantInput, TenantNotFound
+from ..invalidation import ensure_listener, subscribe
+from ..registry import registry
+from ..resolvers import RequestInfo, get_resolver
+from .codes import CLOSE_NO_TENANT, CLOSE_TENANT_CHANGED, CLOSE_UNKNOWN_TENANT, logger, reject
 from .groups import TENANT_KEY, stamp, tenant_group
 from .threads import configured_threads, executor_for
 
@@ -75,7 +87,13 @@ class TenantConsumerMixin:
         groups = getattr(self, "groups", None)  # plain AsyncConsumer has none
         if groups:
             self.groups = [tenant_group(name, state) for name in groups]
-        await cast(Any, super()).__call__(scope, receive, send)
+        ensure_listener()
+        watch = _Watch(self, scope, send) if scope["type"] == "websocket" else None
+        try:
+            await cast(Any, super()).__call__(scope, receive, send)
+        finally:
+            if watch is not None:
+                watch.stop()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         state = self._tenant_state
@@ -128,3 +146,83 @@ class TenantConsumerMixin:
         if self._sync:
             return async_to_sync(method)(*args)
         return method(*args)
+
+
+class _Watch:
+    """Re-checks one live connection's tenant after each invalidation; closes it if stale."""
+
+    def __init__(self, consumer: TenantConsumerMixin, scope: Any, send: ASGISendCallable) -> None:
+        self.consumer = consumer
+        self.scope = scope
+        self.send = send  # the server's own send: a close needs no handler of the consumer
+        self.loop = asyncio.get_running_loop()
+        self.task: asyncio.Task[None] | None = None
+        self.pending = False
+        self.closed = False
+        self.unsubscribe = subscribe(self._invalidated)
+
+    def stop(self) -> None:
+        self.closed = True
+        self.unsubscribe()
+        if self.task is not None:
+            self.task.cancel()
+
+    def _invalidated(self) -> None:
+        """Any thread: schedule one re-check on the connection's loop."""
+        try:
+            self.loop.call_soon_threadsafe(self._schedule)
+        except RuntimeError:  # the loop is closed: the connection is gone
+            self.unsubscribe()
+
+    def _schedule(self) -> None:
+        if self.closed:
+            return
+        if self.task is not None and not self.task.done():
+            self.pending = True  # re-check again once the running one is done
+            return
+        self.task = self.loop.create_task(self._recheck())
+
+    async def _recheck(self) -> None:
+        while not self.closed:
+            self.pending = False
+            code = await self._verdict()
+            if code is not None:
+                await self._close(code)
+                return
+            if not self.pending:
+                return
+
+    async def _verdict(self) -> int | None:
+        """The close code this connection deserves now, or ``None`` to keep it."""
+        old = self.consumer.tenant_state
+        try:
+            new = await _current_state(self.scope, old)
+        except TenantNotFound:
+            return CLOSE_UNKNOWN_TENANT
+        except (OperationalError, InterfaceError, InvalidTenantInput):
+            return None  # cannot tell now: the next invalidation (a reconnect) asks again
+        return None if new == old else CLOSE_TENANT_CHANGED
+
+    async def _close(self, code: int) -> None:
+        self.closed = True
+        self.unsubscribe()
+        logger.info(
+            "Closing a WebSocket of tenant %r (%s): its tenant changed.",
+            self.consumer.tenant_state.tenant_id, code,
+        )  # fmt: skip
+        try:
+            await self.send({"type": "websocket.close", "code": code, "reason": ""})
+        except Exception as err:  # already closed by either side
+            logger.debug("Could not close the WebSocket: %s", err)
+
+
+async def _current_state(scope: Mapping[str, Any], old: TenantState) -> TenantState:
+    """What the scope resolves to now: through the resolver when our middleware resolved it."""
+    if old.tenant_id is None and "tenant_state" not in scope:
+        return old
+    if "tenant_state" in scope:  # our middleware: the same resolution as a new connection
+        from .middleware import aresolve
+
+        return await aresolve(get_resolver(), RequestInfo.from_scope(scope))
+    assert old.tenant_id is not None
+    return await registry.aget_by_tenant_id(old.tenant_id)

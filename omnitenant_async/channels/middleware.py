@@ -11,21 +11,24 @@ from typing import Any, cast
 
 from asgiref.typing import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
 from django.core.exceptions import DisallowedHost
+from django.db import InterfaceError, OperationalError
 
 from ..conf import get_config
 from ..context import TenantState, tenant_context
 from ..exceptions import InvalidTenantInput, TenantNotFound
+from ..invalidation import ensure_listener
 from ..registry import registry
 from ..resolvers import BaseTenantResolver, QueryParamTenantResolver, RequestInfo, get_resolver
 from ..validators import is_dns_label
-from .codes import CLOSE_INVALID_TENANT, CLOSE_UNKNOWN_TENANT, reject
+from .codes import CLOSE_INVALID_TENANT, CLOSE_UNAVAILABLE, CLOSE_UNKNOWN_TENANT, logger, reject
 
 
 class TenantMiddleware:
     """Set ``scope["tenant"]`` (model instance, ``None`` on a public host) and
     ``scope["tenant_state"]``, and run the inner application inside the tenant.
 
-    Unknown tenants are refused with :data:`CLOSE_UNKNOWN_TENANT` (HTTP 404), malformed input
+    Unknown tenants are refused with :data:`CLOSE_UNKNOWN_TENANT` (HTTP 404), an unreachable
+    database with :data:`CLOSE_UNAVAILABLE` (HTTP 503, ``Retry-After``), malformed input
     and hosts outside ``ALLOWED_HOSTS`` (read as Django's ``get_host()`` does, honouring
     ``USE_X_FORWARDED_HOST``) with :data:`CLOSE_INVALID_TENANT` (HTTP 400). Each connection
     gets its own copy of the tenant instance. Other scope types (lifespan) pass through.
@@ -44,6 +47,7 @@ class TenantMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.inner(scope, receive, send)
             return
+        ensure_listener()
         resolver = get_resolver()
         try:
             info = RequestInfo.from_scope(scope)
@@ -53,6 +57,10 @@ class TenantMiddleware:
             return
         except (InvalidTenantInput, DisallowedHost):
             await reject(scope, receive, send, CLOSE_INVALID_TENANT, http_denial=self.http_denial)
+            return
+        except (OperationalError, InterfaceError) as err:  # nothing cached: retried next time
+            logger.warning("Database unavailable, refusing the connection: %s", err)
+            await reject(scope, receive, send, CLOSE_UNAVAILABLE, http_denial=self.http_denial)
             return
         inner_scope = cast(dict[str, Any], dict(scope))
         inner_scope["tenant"] = state.tenant

@@ -313,7 +313,7 @@ def test_savepoint_rolled_back_in_the_same_tenant_that_set_the_path(
     with transaction.atomic():
         with tenant_context(tenants["t01"]):
             assert Marker.objects.get().tenant_id == "t01"
-            sid = transaction.savepoint_create()
+            sid = connection.savepoint()  # transaction.savepoint_create() is Django 6.1+
         with tenant_context(tenants["t06"]):
             assert Marker.objects.get().tenant_id == "t06"  # SET t06 after the savepoint
             transaction.savepoint_rollback(sid)  # undoes that SET on the server
@@ -327,7 +327,7 @@ def test_no_set_while_the_transaction_is_aborted(tenants: dict[str, Any]) -> Non
     with transaction.atomic():
         with tenant_context(tenants["t07"]):
             Marker.objects.get()
-            sid = transaction.savepoint_create()
+            sid = connection.savepoint()  # transaction.savepoint_create() is Django 6.1+
             with pytest.raises(DatabaseError), connection.cursor() as cursor:
                 cursor.execute("SELECT 1/0")
         with tenant_context(tenants["t08"]):

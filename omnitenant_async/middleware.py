@@ -139,7 +139,7 @@ class TenantMiddleware:
 
 def unavailable(err: Exception) -> HttpResponse:
     """``503 Service Unavailable`` with ``Retry-After``: the database cannot be reached now."""
-    logger.warning("Database unavailable, answering 503: %s", err)
+    logger.warning("Database unavailable, answering 503: %s", describe(err))
     response = HttpResponse(
         "Service temporarily unavailable: the database cannot be reached. Retry shortly.\n",
         status=503,
@@ -147,3 +147,9 @@ def unavailable(err: Exception) -> HttpResponse:
     )
     response["Retry-After"] = str(get_config().RETRY_AFTER)
     return response
+
+
+def describe(err: BaseException) -> str:
+    """``PoolTimeout: couldn't get a connection...``: the driver's class says what ran out."""
+    cause = err.__cause__ or err
+    return f"{type(cause).__name__}: {cause}"

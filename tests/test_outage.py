@@ -55,7 +55,12 @@ def start_postgres() -> None:
 
 
 def ensure_postgres_up() -> None:
-    """Leave the cluster up for the tests that follow, and this process's pool usable."""
+    """Leave the cluster up for the tests that follow, with no dead connection in this process.
+
+    The restart killed the sessions this process holds: in this thread and in asgiref's
+    thread for async tests (``connections`` is per thread), and those idle in the pool.
+    """
+    from asgiref.sync import SyncToAsync
     from django.db import connections
 
     try:
@@ -63,6 +68,11 @@ def ensure_postgres_up() -> None:
     except psycopg.OperationalError:
         start_postgres()
     connections.close_all()
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+    for alias in connections:
+        close_pool = getattr(connections[alias], "close_pool", None)
+        if close_pool is not None:
+            close_pool()  # a fresh pool on next use: no dead idle connection is handed out
 
 
 @pytest.fixture(scope="module")

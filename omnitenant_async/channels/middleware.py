@@ -17,6 +17,7 @@ from ..conf import get_config
 from ..context import TenantState, tenant_context
 from ..exceptions import InvalidTenantInput, TenantNotFound
 from ..invalidation import ensure_listener
+from ..middleware import describe
 from ..registry import registry
 from ..resolvers import BaseTenantResolver, QueryParamTenantResolver, RequestInfo, get_resolver
 from ..validators import is_dns_label
@@ -59,7 +60,7 @@ class TenantMiddleware:
             await reject(scope, receive, send, CLOSE_INVALID_TENANT, http_denial=self.http_denial)
             return
         except (OperationalError, InterfaceError) as err:  # nothing cached: retried next time
-            logger.warning("Database unavailable, refusing the connection: %s", err)
+            logger.warning("Database unavailable, refusing the connection: %s", describe(err))
             await reject(scope, receive, send, CLOSE_UNAVAILABLE, http_denial=self.http_denial)
             return
         inner_scope = cast(dict[str, Any], dict(scope))

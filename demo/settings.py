@@ -56,6 +56,7 @@ TEMPLATES = [
 
 POOL_MIN = int(os.environ.get("OMNITENANT_POOL_MIN", "2"))
 POOL_MAX = int(os.environ.get("OMNITENANT_POOL_MAX", "16"))
+POOL_TIMEOUT = float(os.environ.get("OMNITENANT_POOL_TIMEOUT", "20"))
 
 DATABASES = {
     "default": {
@@ -67,7 +68,7 @@ DATABASES = {
         "PORT": os.environ.get("OMNITENANT_PG_PORT", "5432"),
         "CONN_MAX_AGE": 0,
         "OPTIONS": {
-            "pool": {"min_size": POOL_MIN, "max_size": POOL_MAX, "timeout": 20},
+            "pool": {"min_size": POOL_MIN, "max_size": POOL_MAX, "timeout": POOL_TIMEOUT},
             # A server that does not answer is an error in seconds, not a hang.
             "connect_timeout": int(os.environ.get("OMNITENANT_PG_CONNECT_TIMEOUT", "5")),
         },

@@ -84,7 +84,13 @@ def free_port() -> int:
 class Server:
     """A real uvicorn process serving an ASGI app of the demo project."""
 
-    def __init__(self, app: str, env: dict[str, str] | None = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        app: str,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = RUN_DIR / f"omnitenant-uvicorn-{self.port}.log"
@@ -92,7 +98,7 @@ class Server:
             sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1",
             "--port", str(self.port), "--log-level", "warning", "--workers", str(workers),
             # Idle keep-alive sockets closed by the server race with a client reusing them.
-            "--timeout-keep-alive", "120",
+            "--timeout-keep-alive", "120", *args,
         ]  # fmt: skip
         self._log_file = self.log.open("w")
         self.proc = subprocess.Popen(

@@ -11,7 +11,9 @@ savepoint rollback, and when a connection goes back to the pool in a transaction
 
 Two defaults differ from Django's: the pool checks a connection before handing it out (unless
 ``OPTIONS["pool"]["check"]`` says otherwise), so a server restart costs no request; and a
-forked child process never reuses the pools it inherited (see ``backends.forks``).
+forked child process never reuses the pools it inherited (see ``backends.forks``). And a
+connection goes back to the pool when the thread that checked it out ends, even if Django
+never sent ``request_finished`` (``backends.leases``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.backends.postgresql import base as pg
-from psycopg_pool import ConnectionPool
 
-from .. import forks
+from .. import forks, leases
 from . import search_path
 
 _PostgresWrapper: Any = pg.DatabaseWrapper
@@ -38,15 +39,21 @@ forks.on_fork(_forget_pools)
 
 class DatabaseWrapper(_PostgresWrapper):
     def __init__(self, settings_dict: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        options = settings_dict.get("OPTIONS") or {}
-        pool = options.get("pool")
-        if pool is True or (isinstance(pool, dict) and "check" not in pool):
+        pool = (settings_dict.get("OPTIONS") or {}).get("pool")
+        if pool and not (isinstance(pool, dict) and "check" in pool):
             # Without a check, every pooled connection that a server restart (or an idle
-            # timeout) broke fails one request. The check is one empty query per checkout;
-            # OPTIONS["pool"]["check"] = None opts out.
-            pool = {} if pool is True else pool
-            options["pool"] = {**pool, "check": ConnectionPool.check_connection}
+            # timeout) broke fails one request. Django checks pooled connections on checkout
+            # (one empty query) when CONN_HEALTH_CHECKS is on; with a pool it costs nothing
+            # else (a pooled wrapper never lives across requests). Opt out with
+            # OPTIONS["pool"]["check"] = None (Django >= 6.0).
+            settings_dict["CONN_HEALTH_CHECKS"] = True
         super().__init__(settings_dict, *args, **kwargs)
+
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        connection = super().get_new_connection(conn_params)
+        if self.pool is not None:
+            leases.track(self)  # returned to the pool if this thread ends holding it
+        return connection
 
     def get_connection_params(self) -> dict[str, Any]:
         params: dict[str, Any] = super().get_connection_params()

@@ -22,6 +22,7 @@ from psycopg_pool import ConnectionPool
 from ...conf import get_config
 from ...context import TenantState, get_current_state
 from ...exceptions import NoTenantActive, TenantSwitchInTransaction
+from .. import leases
 from .._pools import ExitAwareConnection, registry
 from .creation import DatabaseCreation
 
@@ -93,9 +94,9 @@ class DatabaseWrapper(_PostgresWrapper):
             connection_class=ExitAwareConnection,
             name=f"ot:{state.database}",
             configure=self._configurer(db),
-            check=ConnectionPool.check_connection
-            if self.settings_dict["CONN_HEALTH_CHECKS"]
-            else None,
+            # Checked on checkout, like the schema engine's pool: a server restart must not
+            # fail one request per pooled connection. DATABASE_POOL_CHECK = False opts out.
+            check=ConnectionPool.check_connection if config.DATABASE_POOL_CHECK else None,
         )
 
     def _configurer(self, db: Mapping[str, Any]) -> Callable[[Any], None]:
@@ -138,6 +139,7 @@ class DatabaseWrapper(_PostgresWrapper):
         conn._ot_db = state.database
         if level is not None:
             conn.isolation_level = self.isolation_level
+        leases.track(self)  # checked in if this thread ends holding it
         return conn
 
     def _close(self) -> None:

@@ -8,6 +8,8 @@
 #   ensure_min_venv                # .venv-min: Python 3.12, Django 5.2 and every declared floor
 #   start_postgres OMNITENANT_PG   # throwaway PostgreSQL cluster; exports OMNITENANT_PG_{HOST,PORT,PID,DIR}
 #   start_redis                    # throwaway Redis; exports OMNITENANT_REDIS_URL (if Redis is available)
+#   start_pgbouncer transaction    # throwaway PgBouncer in front of OMNITENANT_PG; exports
+#                                  # OMNITENANT_PGBOUNCER_TX_PORT (session: ..._SESSION_PORT)
 #
 # Everything started here is stopped by `cleanup`, which is installed as the EXIT/INT/TERM
 # trap. It only stops processes whose pids it recorded, and only removes the temp dirs it made.
@@ -679,6 +681,136 @@ start_redis() {
     fi
     export OMNITENANT_REDIS_URL="redis://127.0.0.1:$port/0"
     ot_log "Redis: $OMNITENANT_REDIS_URL (pid $pid)"
+}
+
+# --------------------------------------------------------------------------------------------
+# PgBouncer
+# --------------------------------------------------------------------------------------------
+
+# _ot_pgbouncer_bin: print the pgbouncer binary (Debian puts it in /usr/sbin, which a normal
+# user's PATH may lack).
+_ot_pgbouncer_bin() {
+    command -v pgbouncer 2>/dev/null && return 0
+    [[ -x /usr/sbin/pgbouncer ]] && { printf '%s\n' /usr/sbin/pgbouncer; return 0; }
+    return 1
+}
+
+# start_pgbouncer MODE [VAR] [PG_PORT]: start a throwaway PgBouncer on 127.0.0.1 in pool_mode
+# MODE (transaction, session or statement) in front of the PostgreSQL on 127.0.0.1:PG_PORT
+# (default $OMNITENANT_PG_PORT), every database (`* = ...`), trust auth for `postgres`, and
+# export VAR=<its port> (default OMNITENANT_PGBOUNCER_TX_PORT for transaction mode,
+# OMNITENANT_PGBOUNCER_SESSION_PORT for session mode). default_pool_size is 4
+# (OMNITENANT_PGBOUNCER_POOL_SIZE): fewer server connections than clients, so clients really
+# share server connections. If pgbouncer cannot be installed, warn and export nothing (the
+# pooler tests then skip); returns 0. Stopped by cleanup.
+start_pgbouncer() {
+    local mode="${1:-}" var="${2:-}" pg_port="${3:-${OMNITENANT_PG_PORT:-}}"
+    case "$mode" in
+    transaction) var="${var:-OMNITENANT_PGBOUNCER_TX_PORT}" ;;
+    session) var="${var:-OMNITENANT_PGBOUNCER_SESSION_PORT}" ;;
+    statement) var="${var:-OMNITENANT_PGBOUNCER_STATEMENT_PORT}" ;;
+    *)
+        ot_err "usage: start_pgbouncer transaction|session|statement [VAR] [PG_PORT]"
+        return 1
+        ;;
+    esac
+    if [[ -z $pg_port ]]; then
+        ot_err "start_pgbouncer: no PostgreSQL port (start_postgres OMNITENANT_PG first)"
+        return 1
+    fi
+    local bin
+    if ! bin="$(_ot_pgbouncer_bin)"; then
+        ensure_apt pgbouncer || true
+        if ! bin="$(_ot_pgbouncer_bin)"; then
+            ot_warn "pgbouncer unavailable: $var not set, the PgBouncer tests will skip"
+            return 0
+        fi
+    fi
+    # PgBouncer refuses to run as root: run it as `postgres`, like the clusters.
+    _ot_pg_prefix || return 1
+    local base="${TMPDIR:-/tmp}"
+    ((EUID != 0)) || base=/tmp
+    local tmp
+    tmp="$(mktemp -d "$base/omnitenant-pgbouncer.XXXXXX")"
+    _OT_TMPDIRS+=("$tmp")
+    # trust still wants the user listed in auth_file.
+    printf '"%s" ""\n' "${OMNITENANT_PGUSER:-postgres}" >"$tmp/userlist.txt"
+    ((EUID != 0)) || chown -R postgres: "$tmp"
+
+    _ot_detach_prefix
+    local port next=56432 attempt pid i up conf="$tmp/pgbouncer.ini" log="$tmp/pgbouncer.log"
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        port="$(free_port "$next")" || return 1
+        cat >"$conf" <<EOF
+; omnitenant_async throwaway PgBouncer (scripts/lib.sh start_pgbouncer)
+[databases]
+* = host=127.0.0.1 port=$pg_port
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $tmp/userlist.txt
+admin_users = ${OMNITENANT_PGUSER:-postgres}
+pool_mode = $mode
+default_pool_size = ${OMNITENANT_PGBOUNCER_POOL_SIZE:-4}
+min_pool_size = 0
+reserve_pool_size = 0
+max_client_conn = 500
+ignore_startup_parameters = extra_float_digits,options
+server_reset_query = DISCARD ALL
+server_reset_query_always = 0
+logfile = $log
+pidfile = $tmp/pgbouncer.pid
+log_connections = 0
+log_disconnections = 0
+EOF
+        ((EUID != 0)) || chown postgres: "$conf"
+        rm -f -- "$log" "$tmp/pgbouncer.pid"
+        # Foreground (no -d) so $! is the server (or setsid, which then waits for it).
+        (cd "$tmp" && exec "${_OT_DETACH[@]}" "${_OT_AS_PG[@]}" "$bin" "$conf" \
+            </dev/null >>"$tmp/stdout.log" 2>&1) &
+        pid=$!
+        register_pid "$pid"
+        up=""
+        for ((i = 0; i < 100; i++)); do
+            if _ot_port_busy "$port" && [[ -s $tmp/pgbouncer.pid ]]; then
+                up=1
+                break
+            fi
+            _ot_alive "$pid" || break # exited: bad port or config
+            sleep 0.1
+        done
+        [[ -n $up ]] && break
+        if grep -qs 'Address already in use' "$log" "$tmp/stdout.log" && ((attempt < 10)); then
+            next=$((port + 1))
+            continue
+        fi
+        tail -n 30 "$log" "$tmp/stdout.log" >&2 || true
+        ot_err "pgbouncer ($mode) did not listen on 127.0.0.1:$port (log above)"
+        return 1
+    done
+
+    local bpid
+    bpid="$(<"$tmp/pgbouncer.pid")"
+    [[ $bpid == "$pid" ]] || register_pid "$bpid"
+    # Listening is not enough: a query must go through to the server.
+    local bindir
+    if bindir="$(_ot_pg_bindir)" && [[ -x $bindir/psql ]]; then
+        for ((i = 0; i < 100; i++)); do
+            "$bindir/psql" -qAtX -h 127.0.0.1 -p "$port" -U "${OMNITENANT_PGUSER:-postgres}" \
+                -d postgres -c 'SELECT 1' >/dev/null 2>&1 </dev/null && break
+            sleep 0.1
+        done
+        if ((i == 100)); then
+            tail -n 30 "$log" >&2 || true
+            ot_err "pgbouncer ($mode) on 127.0.0.1:$port does not pass queries to 127.0.0.1:$pg_port (log above)"
+            return 1
+        fi
+    fi
+    export "$var=$port"
+    ot_log "PgBouncer ($mode): 127.0.0.1:$port -> 127.0.0.1:$pg_port (pid $bpid, $tmp)"
 }
 
 # --------------------------------------------------------------------------------------------

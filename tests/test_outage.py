@@ -1,14 +1,16 @@
 """PostgreSQL restarted or stopped under load (issue 8, section 3): 503, never 500 or wrong.
 
 The suite's own throwaway cluster (scripts/test, one per run) is restarted and stopped here;
-each test starts it again whatever happens. Two uvicorn processes with a short pool timeout, so
-a request waits at most a second for a connection before answering 503 with ``Retry-After``.
+each test starts it again whatever happens, and its port stays taken while it is down. Two
+uvicorn processes with a short pool timeout, so a request waits at most a second for a
+connection before answering 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -43,19 +45,54 @@ def pg_ctl(*args: str) -> None:
     )
     tmp = Path(os.environ["OMNITENANT_PG_DIR"])
     as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run(
+    done = subprocess.run(
         [*as_owner, f"{bindir}/pg_ctl", "-D", str(tmp / "data"), "-l", str(tmp / "postgres.log"),
          "-w", "-t", "30", *args],
-        cwd=tmp, check=True, timeout=60, capture_output=True,
+        cwd=tmp, timeout=60, capture_output=True, text=True,
     )  # fmt: skip
+    if done.returncode:
+        log = (tmp / "postgres.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"pg_ctl {' '.join(args)} failed: {done.stdout}{done.stderr}\n{log}")
+
+
+PORT = int(os.environ.get("OMNITENANT_PG_PORT", "0"))
+
+
+class PortKeeper:
+    """Holds the stopped cluster's port (listening, never answering), so that another test run
+    on this machine (scripts/lib.sh picks the first port nobody listens on) cannot take it."""
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+
+    def hold(self) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", PORT))
+        sock.listen(64)
+        self.sock = sock
+
+    def release(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+keeper = PortKeeper()
+
+
+def stop_postgres() -> None:
+    pg_ctl("stop", "-m", "fast")
+    keeper.hold()
 
 
 def start_postgres() -> None:
-    pg_ctl("start", "-o", f"-p {os.environ['OMNITENANT_PG_PORT']}")
+    keeper.release()
+    pg_ctl("start", "-o", f"-p {PORT}")
 
 
 def ensure_postgres_up() -> None:
-    """Leave the cluster up for the tests that follow, with no dead connection in this process.
+    """Leave *our* cluster up for the tests that follow, with no dead connection in this process.
 
     The restart killed the sessions this process holds: in this thread and in asgiref's
     thread for async tests (``connections`` is per thread), and those idle in the pool.
@@ -64,9 +101,15 @@ def ensure_postgres_up() -> None:
     from django.db import connections
 
     try:
-        psycopg.connect(**pg_params(), connect_timeout=2).close()
+        conn = psycopg.connect(**pg_params(), connect_timeout=2)
     except psycopg.OperationalError:
         start_postgres()
+        conn = psycopg.connect(**pg_params(), connect_timeout=2)
+    with conn:
+        row = conn.execute("SHOW data_directory").fetchone()
+    ours = str(Path(os.environ["OMNITENANT_PG_DIR"]) / "data")
+    if row is None or Path(row[0]).resolve() != Path(ours).resolve():
+        pytest.exit(f"127.0.0.1:{PORT} is not this run's PostgreSQL ({row}): stopping", 3)
     connections.close_all()
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
     for alias in connections:
@@ -150,9 +193,10 @@ def test_five_second_stop_answers_503_with_retry_after_then_no_404_storm(
     try:
         with Load(outage_workers, "ot02.localhost") as cached, \
                 Load(outage_workers, "ot03.localhost") as cold:  # fmt: skip
-            pg_ctl("stop", "-m", "fast")
+            stop_postgres()
             stopped = time.time()
             time.sleep(5)
+            restarting = time.time()
             start_postgres()
             started = time.time()
             time.sleep(4)
@@ -163,7 +207,7 @@ def test_five_second_stop_answers_503_with_retry_after_then_no_404_storm(
         assert all(right(tenant_id, a) or unavailable(a) for a in answers), [
             a for a in answers if not (right(tenant_id, a) or unavailable(a))
         ][:5]
-        during = [a for a in answers if stopped + 0.5 < a.sent and a.received < started]
+        during = [a for a in answers if stopped + 0.5 < a.sent and a.received < restarting]
         assert during and all(unavailable(a) for a in during), during[:5]
         late = [a for a in answers if a.sent > started + 3]
         assert late and all(right(tenant_id, a) for a in late), late[:5]

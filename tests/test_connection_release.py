@@ -145,6 +145,45 @@ def test_a_thread_that_ends_without_closing_returns_its_connection(
     assert in_use(pool) == before
 
 
+def test_a_connection_shared_with_other_threads_stays_open_when_its_thread_ends(
+    tenants: dict[str, Any],
+) -> None:
+    """After ``inc_thread_sharing()`` the thread that shares a connection does not end it:
+    the thread it was shared with closes it, as with Django's stock engine (Django's
+    backends.tests.ThreadTests.test_default_connection_thread_local)."""
+    connections.close_all()
+    pool = connection.pool
+    before = in_use(pool)
+    shared: list[Any] = []
+
+    def share() -> None:
+        conn = connections["default"]
+        conn.inc_thread_sharing()
+        with tenant_context(tenants["t01"]), conn.cursor() as cursor:
+            cursor.execute("SELECT tenant_id FROM notes_marker")
+        shared.append(conn)
+
+    thread = threading.Thread(target=share)
+    thread.start()
+    thread.join()
+    (conn,) = shared
+    try:
+        # Long enough for the ended thread's locals to be dropped (see the test above).
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            assert conn.connection is not None, "returned to the pool behind the sharer's back"
+            time.sleep(0.02)
+        assert in_use(pool) == before + 1
+        with conn.cursor() as cursor:  # still usable from the thread it was shared with
+            cursor.execute("SELECT 1")
+    finally:
+        conn.validate_thread_sharing()
+        conn.close()
+        conn.dec_thread_sharing()
+    assert conn.connection is None
+    assert in_use(pool) == before
+
+
 def in_use(pool: Any) -> int:
     stats = pool.get_stats()
     return int(stats["pool_size"] - stats["pool_available"])

@@ -49,6 +49,11 @@ def release(wrapper: Any) -> None:
     """Give ``wrapper``'s connection back (the engine's ``_close`` knows to which pool)."""
     if wrapper.connection is None:
         return
+    if wrapper.allow_thread_sharing:
+        # inc_thread_sharing(): another thread may still use this connection, and whoever
+        # shared it closes it (Django's contract; its ThreadTests rely on it). Closing it here
+        # would hand it to the next checkout while that thread still holds it.
+        return
     try:
         wrapper.close()
     except Exception:  # a finaliser must not raise; the pool then discards the connection

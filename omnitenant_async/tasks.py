@@ -7,7 +7,9 @@ runs a task through ``Task.call``/``Task.acall`` (Django's ``ImmediateBackend``,
 backends built on Django's API) therefore runs it in the tenant it was enqueued in; an id that
 no longer resolves fails the task with ``TaskTenantNotFound``.
 
-On Django 5.2 this module raises a clear ``ImportError`` (the framework does not exist there).
+On Django 5.2 this module raises a clear ``ImportError`` (the framework does not exist there): a
+``ModuleNotFoundError`` for ``omnitenant_async.tasks``, which Celery's ``autodiscover_tasks()``
+takes for "this app has no tasks module".
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ try:
         Task,
     )
 except ImportError as exc:  # Django < 6.0
-    raise ImportError(
+    # ModuleNotFoundError naming this module: Celery's autodiscover_tasks() imports
+    # "<app>.tasks" for every installed app and skips exactly that error (any other one stops
+    # the worker), so a Celery project on Django 5.2 keeps working with this app installed.
+    raise ModuleNotFoundError(
         "omnitenant_async.tasks needs Django's tasks framework (django.tasks, Django >= 6.0). "
-        "On older Django use omnitenant_async.celery."
+        "On older Django use omnitenant_async.celery.",
+        name=__name__,
     ) from exc
 
 from .context import TenantState, get_current_state, tenant_context

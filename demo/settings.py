@@ -103,7 +103,14 @@ OMNITENANT_CONFIG = {
     "DATABASE_POOL_MAX_POOLS": int(os.environ.get("OMNITENANT_DB_MAX_POOLS", "20")),
     "DATABASE_POOL_SIZE": int(os.environ.get("OMNITENANT_DB_POOL_SIZE", "2")),
     "CHANNELS_DB_THREADS": int(os.environ.get("OMNITENANT_CHANNELS_DB_THREADS", "0")),
+    # Behind PgBouncer (docs/deployment.md): "session" or "transaction".
+    "POOLER": os.environ.get("OMNITENANT_POOLER") or None,
+    # The LISTEN connection must reach the server directly, not through a transaction pooler.
+    "INVALIDATION_DSN": os.environ.get("OMNITENANT_INVALIDATION_DSN") or None,
 }
+if OMNITENANT_CONFIG["POOLER"] == "transaction":
+    # Server-side cursors (WITH HOLD) are session state a transaction pooler cannot keep.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 
 # The live feed (docs/channels.md): Redis when OMNITENANT_REDIS_URL is set (several processes),
 # else the in-memory layer (one process).

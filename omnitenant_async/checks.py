@@ -288,3 +288,75 @@ def check_invalidation(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
             )
         )
     return messages
+
+
+@checks.register(checks.Tags.database)
+def check_pooler(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """POOLER's value and what a transaction pooler needs; with ``--database``, detection."""
+    from .backends.postgresql.pooler import POOLER_MODES, behind_pooler
+    from .conf import get_config
+
+    try:
+        config = get_config()
+    except ImproperlyConfigured:
+        return []
+    if config.POOLER not in POOLER_MODES:
+        return [
+            checks.Error(
+                f"OMNITENANT_CONFIG['POOLER'] is {config.POOLER!r}.",
+                hint="Use None (no pooler), 'session' or 'transaction' (docs/deployment.md).",
+                id="omnitenant.E031",
+            )
+        ]
+    messages: list[checks.CheckMessage] = []
+    master: dict[str, Any] = settings.DATABASES.get(config.MASTER_DB_ALIAS) or {}
+    if config.POOLER == "transaction":
+        if not master.get("DISABLE_SERVER_SIDE_CURSORS"):
+            messages.append(
+                checks.Error(
+                    "POOLER is 'transaction' but server-side cursors are enabled: their "
+                    "WITH HOLD cursors are session state the pooler does not keep.",
+                    hint=f"Set DATABASES[{config.MASTER_DB_ALIAS!r}]"
+                    "['DISABLE_SERVER_SIDE_CURSORS'] = True.",
+                    id="omnitenant.E032",
+                )
+            )
+        options: dict[str, Any] = master.get("OPTIONS") or {}
+        if options.get("server_side_binding"):
+            messages.append(
+                checks.Error(
+                    "POOLER is 'transaction' but OPTIONS['server_side_binding'] is on: "
+                    "prepared statements are session state the pooler does not keep.",
+                    hint="Remove OPTIONS['server_side_binding'].",
+                    id="omnitenant.E033",
+                )
+            )
+    if config.POOLER is None and databases and config.MASTER_DB_ALIAS in databases:
+        messages += _detect_pooler(config.MASTER_DB_ALIAS, behind_pooler)
+    return messages
+
+
+def _detect_pooler(alias: str, behind_pooler: Any) -> list[checks.CheckMessage]:
+    from django.db import DatabaseError, connections
+
+    wrapper = connections[alias]
+    try:
+        with wrapper.cursor():
+            raw = wrapper.connection
+            found = raw is not None and behind_pooler(raw)
+    except ImproperlyConfigured:
+        found = True  # the engine refused it at connect time
+    except DatabaseError:
+        return []  # the server is unreachable: other checks and the request path say so
+    if not found:
+        return []
+    return [
+        checks.Error(
+            f"DATABASES[{alias!r}] reaches PostgreSQL through a connection pooler, but "
+            "OMNITENANT_CONFIG['POOLER'] is not set; the engine refuses such connections.",
+            hint="Set POOLER to 'transaction' (PgBouncer transaction mode) or 'session'.",
+            id="omnitenant.E030",
+        )
+    ]

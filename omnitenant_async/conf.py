@@ -37,6 +37,10 @@ class Config:
     TEMPLATE_SCHEMA: str | None = None
     # Send ``SET search_path`` in the same message as the next query (no extra round trip).
     PIGGYBACK_SEARCH_PATH: bool = True
+    # A connection pooler between the engine and PostgreSQL (docs/deployment.md): None (none,
+    # detected and refused if there is one), "session" (PgBouncer session mode) or
+    # "transaction" (every transaction carries its own SET LOCAL search_path).
+    POOLER: str | None = None
     REGISTRY_TTL: float = 60.0
     REGISTRY_NEGATIVE_TTL: float = 5.0
     REGISTRY_MAX_NEGATIVE: int = 1024

@@ -15,6 +15,7 @@ closes the thread's wrappers, which gives their connections back to the pool.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -30,6 +31,8 @@ class _Leases:
         self.wrappers: dict[int, Any] = {}
 
     def __del__(self) -> None:
+        if sys.is_finalizing():
+            return  # interpreter shutdown: the pools are going away with the process
         for wrapper in self.wrappers.values():
             release(wrapper)
 

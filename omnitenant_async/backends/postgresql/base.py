@@ -23,7 +23,7 @@ from typing import Any
 from django.db.backends.postgresql import base as pg
 
 from .. import forks, leases
-from . import search_path
+from . import local_path, pooler, search_path
 
 _PostgresWrapper: Any = pg.DatabaseWrapper
 
@@ -51,6 +51,14 @@ class DatabaseWrapper(_PostgresWrapper):
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         connection = super().get_new_connection(conn_params)
+        try:
+            pooler.verify(connection, self.alias)
+        except BaseException:
+            if self.pool is not None:
+                self.pool.putconn(connection)
+            else:
+                connection.close()
+            raise
         if self.pool is not None:
             leases.track(self)  # returned to the pool if this thread ends holding it
         return connection
@@ -68,6 +76,12 @@ class DatabaseWrapper(_PostgresWrapper):
         with self.wrap_database_errors:
             search_path.apply(self.connection, piggyback=name is None)
             return self._prepare_cursor(self.create_cursor(name))
+
+    def _commit(self) -> Any:
+        try:
+            return super()._commit()
+        finally:
+            local_path.forget(self.connection)  # a SET LOCAL ends with its transaction
 
     def _rollback(self) -> Any:
         try:

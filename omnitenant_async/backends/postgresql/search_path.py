@@ -17,6 +17,7 @@ from psycopg import pq, sql
 
 from ...conf import get_config
 from ...context import PUBLIC_SCHEMA, TenantState, get_current_state
+from . import local_path
 
 Path = tuple[str, ...]
 
@@ -45,8 +46,10 @@ def set_statement(path: Path) -> str:
 
 def apply(connection: Any, *, piggyback: bool) -> None:
     """Make sure the next statement on ``connection`` runs with the current tenant's path."""
-    path = wanted_path(get_current_state())
     connection._ot_pending = None
+    if local_path.enabled():
+        return  # behind a transaction pooler every statement carries its own SET LOCAL
+    path = wanted_path(get_current_state())
     if getattr(connection, "_ot_search_path", None) == path:
         return
     if connection.info.transaction_status == pq.TransactionStatus.INERROR:
@@ -68,6 +71,7 @@ def forget(connection: Any) -> None:
     if connection is not None:
         connection._ot_search_path = None
         connection._ot_pending = None
+        connection._ot_tx_path = None
 
 
 def release(connection: Any) -> None:
@@ -115,8 +119,11 @@ class PiggybackCursor(_DjangoCursor):
     """
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        if local_path.enabled():
+            return local_path.execute(self, self._send, query, params, kwargs)
         conn = self.connection
         pending = getattr(conn, "_ot_pending", None)
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}  # psycopg: prepare=None
         if pending is None or kwargs or not can_piggyback(query):
             flush(conn)
             return super().execute(query, params, **kwargs)
@@ -126,14 +133,27 @@ class PiggybackCursor(_DjangoCursor):
         conn._ot_search_path = pending[0]
         return result
 
+    def _send(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        """psycopg's own ``execute``, for the transaction-pooler mode."""
+        return super().execute(query, params, **kwargs)
+
     def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:
+        run = functools.partial(_DjangoCursor.executemany, self, query, params_seq, **kwargs)
+        if local_path.enabled():
+            return local_path.in_own_transaction(self, run)
         flush(self.connection)
-        return super().executemany(query, params_seq, **kwargs)
+        return run()
 
     def copy(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        run = functools.partial(_DjangoCursor.copy, self, statement, *args, **kwargs)
+        if local_path.enabled():
+            return local_path.in_own_transaction(self, run)
         flush(self.connection)
-        return super().copy(statement, *args, **kwargs)
+        return run()
 
     def stream(self, query: Any, *args: Any, **kwargs: Any) -> Any:
-        flush(self.connection)
+        if local_path.enabled():
+            local_path.before_stream(self, query)
+        else:
+            flush(self.connection)
         return super().stream(query, *args, **kwargs)

@@ -1,0 +1,151 @@
+"""``SET LOCAL search_path`` in every transaction, for transaction-mode poolers.
+
+Behind PgBouncer in transaction mode (and managed poolers that work the same way) consecutive
+transactions of one client connection run on different server connections: a session ``SET``
+lands on a server connection another client gets next, and a path "recorded" on the client
+connection says nothing about the server connection the next transaction gets. So with
+``OMNITENANT_CONFIG["POOLER"] = "transaction"`` nothing relies on session state:
+
+- an autocommit statement is its own transaction: it always goes as
+  ``SET LOCAL search_path TO ...; <statement>`` in one message (an implicit transaction block,
+  so the SET applies to exactly that statement);
+- in an explicit transaction the first statement carries the ``SET LOCAL`` and the path is
+  remembered until the transaction ends (``_ot_tx_path``); a tenant switch or a rolled back
+  savepoint sends it again.
+
+No extra round trip either way. Statements that refuse a transaction block (VACUUM,
+CREATE INDEX CONCURRENTLY, ...) cannot carry a ``SET LOCAL``: for a tenant they are refused
+with :class:`TransactionPoolerUnsupported` (run them through a direct connection).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import Any
+
+from psycopg import pq, sql
+
+from ...conf import get_config
+from ...context import get_current_state
+from ...exceptions import OmnitenantError
+
+Path = tuple[str, ...]
+
+# What PostgreSQL refuses to run inside a transaction block (an implicit one included).
+_REFUSES_TRANSACTION_BLOCK = re.compile(
+    r"\s*(?:VACUUM|CREATE\s+DATABASE|DROP\s+DATABASE|ALTER\s+SYSTEM|CREATE\s+TABLESPACE|"
+    r"DROP\s+TABLESPACE|REINDEX\s+(?:SYSTEM|DATABASE)|CREATE\s+SUBSCRIPTION|DROP\s+SUBSCRIPTION|"
+    r"(?:CREATE|DROP|REINDEX)\b[^;]*\bCONCURRENTLY\b|COMMIT|ROLLBACK|BEGIN|START\s+TRANSACTION)",
+    re.IGNORECASE,
+)
+
+
+class TransactionPoolerUnsupported(OmnitenantError):
+    """A statement that cannot carry a ``SET LOCAL`` was run for a tenant behind a pooler."""
+
+
+def enabled() -> bool:
+    return get_config().POOLER == "transaction"
+
+
+@functools.lru_cache(maxsize=4096)
+def set_local_statement(path: Path) -> str:
+    """``SET LOCAL search_path TO "a", "b"`` with every identifier quoted by psycopg."""
+    names = sql.SQL(", ").join(map(sql.Identifier, path))
+    return sql.SQL("SET LOCAL search_path TO {}").format(names).as_string(None)
+
+
+def _wanted() -> Path:
+    from .search_path import wanted_path  # the one definition of a state's path
+
+    return wanted_path(get_current_state())
+
+
+def forget(connection: Any) -> None:
+    """The transaction ended or a savepoint rolled back: the next statement sets it again."""
+    if connection is not None:
+        connection._ot_tx_path = None
+
+
+def execute(
+    cursor: Any, send: Callable[..., Any], query: Any, params: Any, kwargs: dict[str, Any]
+) -> Any:
+    """Run ``query`` through ``send`` (the cursor's own ``execute``) with the tenant's path."""
+    conn = cursor.connection
+    status = conn.info.transaction_status
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}  # psycopg passes prepare=None
+    if status == pq.TransactionStatus.INERROR or query == "":
+        return send(query, params, **kwargs)  # only ROLLBACK can run now / the pool's check
+    path = _wanted()
+    in_transaction = status == pq.TransactionStatus.INTRANS
+    if in_transaction and getattr(conn, "_ot_tx_path", None) == path:
+        return send(query, params, **kwargs)
+    statement = set_local_statement(path)
+    if not isinstance(query, str) or kwargs or _REFUSES_TRANSACTION_BLOCK.match(query):
+        return _alone(cursor, send, statement, path, query, params, kwargs)
+    result = send(f"{statement}; {query}", params)
+    cursor.nextset()
+    if not conn.autocommit:  # an explicit transaction: the SET LOCAL lasts until its end
+        conn._ot_tx_path = path
+    return result
+
+
+def _alone(
+    cursor: Any,
+    send: Callable[..., Any],
+    statement: str,
+    path: Path,
+    query: Any,
+    params: Any,
+    kwargs: dict[str, Any],
+) -> Any:
+    """A query that cannot take the prefix: in a transaction, SET LOCAL first; else refuse."""
+    conn = cursor.connection
+    if not conn.autocommit:
+        _set_in_transaction(cursor, path)
+        return send(query, params, **kwargs)
+    from .search_path import PUBLIC_PATH
+
+    if path == PUBLIC_PATH:
+        return send(query, params, **kwargs)  # the server's own default path
+    raise TransactionPoolerUnsupported(
+        f"{str(query)[:60]!r} cannot run inside a transaction, so it cannot carry the "
+        f"tenant's SET LOCAL search_path behind a transaction pooler (POOLER = "
+        "'transaction'). Run it through a direct connection to PostgreSQL (a second alias "
+        "without the pooler), or name the schema explicitly."
+    )
+
+
+def in_own_transaction(cursor: Any, run: Callable[[], Any]) -> Any:
+    """``executemany``/``copy``: in autocommit, one transaction that carries the SET LOCAL."""
+    conn = cursor.connection
+    if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+        return run()
+    path = _wanted()
+    if not conn.autocommit:
+        _set_in_transaction(cursor, path)
+        return run()
+    with conn.transaction():
+        cursor._send(set_local_statement(path))
+        return run()
+
+
+def before_stream(cursor: Any, query: Any) -> None:
+    """``stream`` returns a generator, so it cannot be wrapped: SET LOCAL first, or refuse."""
+    conn = cursor.connection
+    if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+        return
+    path = _wanted()
+    if not conn.autocommit:
+        _set_in_transaction(cursor, path)
+        return
+    _alone(cursor, lambda *a, **k: None, set_local_statement(path), path, query, None, {})
+
+
+def _set_in_transaction(cursor: Any, path: Path) -> None:
+    conn = cursor.connection
+    if getattr(conn, "_ot_tx_path", None) != path:
+        cursor._send(set_local_statement(path))
+        conn._ot_tx_path = path

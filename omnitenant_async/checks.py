@@ -197,7 +197,10 @@ def check_database_tenants(
     from .backends.budget import connection_budget, server_connection_limit
 
     budget = connection_budget()
-    limit = server_connection_limit(config.MASTER_DB_ALIAS)
+    try:
+        limit = server_connection_limit(config.MASTER_DB_ALIAS)
+    except ImproperlyConfigured:
+        return []  # the engine refused the connection (an undeclared pooler): E030 says so
     if limit is None or budget.total <= limit:
         return []
     return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import SuspiciousOperation
+from django.http import Http404
 
 
 class OmnitenantError(Exception):
@@ -52,6 +53,18 @@ class TenantSwitchInTransaction(OmnitenantError):
     """The tenant changed inside an atomic block on a connection that cannot follow it."""
 
 
+class TenantSchemaMissing(TenantNotFound, Http404):
+    """The active tenant's schema no longer exists (dropped, maybe by another process).
+
+    PostgreSQL skips a missing schema on the ``search_path``, so without this check a stale
+    worker would read and write ``public``'s shared tables (``auth_user``, sessions) for the
+    dropped tenant. It is an ``Http404``: a view that hits it answers 404.
+    """
+
+    def __init__(self, schema_name: str) -> None:
+        super().__init__("schema", schema_name)
+
+
 for _cls in (
     OmnitenantError,
     TenantNotFound,
@@ -62,6 +75,7 @@ for _cls in (
     TenantAlreadyExists,
     TenantProvisioningError,
     TenantSwitchInTransaction,
+    TenantSchemaMissing,
 ):
     _cls.__module__ = "omnitenant_async.exceptions"
 del _cls

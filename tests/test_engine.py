@@ -124,9 +124,13 @@ def test_set_is_piggybacked_in_one_message_counted_as_one_query(
             assert cursor.fetchone() == ("t04",)
         assert pending is not None and pending[0][0] == "t04"
         assert single.connection._ot_search_path == ("t04", "public")
-        # One message, one logged query (assertNumQueries is unchanged); its text shows the SET.
+        # One message, one logged query (assertNumQueries is unchanged); its text shows the SET
+        # and, on a fresh checkout, the check that the tenant's schema exists.
         [logged] = [q["sql"] for q in single.queries_log]
-        assert logged == 'SET search_path TO "t04", "public"; SELECT tenant_id FROM notes_marker'
+        assert logged == (
+            "SELECT '\"t04\"'::regnamespace; "
+            'SET search_path TO "t04", "public"; SELECT tenant_id FROM notes_marker'
+        )
 
 
 def test_rollback_invalidates_the_record(single: DatabaseWrapper, tenants: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from django.db.backends.postgresql import base as pg
 
 from .. import forks, leases
-from . import local_path, pooler, search_path
+from . import local_path, pooler, schema_guard, search_path
 
 _PostgresWrapper: Any = pg.DatabaseWrapper
 
@@ -61,6 +61,7 @@ class DatabaseWrapper(_PostgresWrapper):
             raise
         if self.pool is not None:
             leases.track(self)  # returned to the pool if this thread ends holding it
+        schema_guard.mark_checkout(connection)
         return connection
 
     def get_connection_params(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from psycopg import pq, sql
 from ...conf import get_config
 from ...context import get_current_state
 from ...exceptions import OmnitenantError
+from . import schema_guard
 
 Path = tuple[str, ...]
 
@@ -85,8 +86,14 @@ def execute(
     statement = set_local_statement(path)
     if not isinstance(query, str) or kwargs or _REFUSES_TRANSACTION_BLOCK.match(query):
         return _alone(cursor, send, statement, path, query, params, kwargs)
-    result = send(f"{statement}; {query}", params)
-    cursor.nextset()
+    from .search_path import PUBLIC_PATH
+
+    verify = schema_guard.pending(conn, None if path == PUBLIC_PATH else path[0], False)
+    prefix = [statement]
+    if verify:
+        schema_guard.sent(conn)
+        prefix.insert(0, schema_guard.statement(verify))
+    result = schema_guard.send_prefixed(cursor, prefix, query, params, verify)
     if not conn.autocommit:  # an explicit transaction: the SET LOCAL lasts until its end
         conn._ot_tx_path = path
     return result

@@ -17,7 +17,7 @@ from psycopg import pq, sql
 
 from ...conf import get_config
 from ...context import PUBLIC_SCHEMA, TenantState, get_current_state
-from . import local_path
+from . import local_path, schema_guard
 
 Path = tuple[str, ...]
 
@@ -50,21 +50,18 @@ def apply(connection: Any, *, piggyback: bool) -> None:
     if local_path.enabled():
         return  # behind a transaction pooler every statement carries its own SET LOCAL
     path = wanted_path(get_current_state())
-    if getattr(connection, "_ot_search_path", None) == path:
-        return
+    switching = getattr(connection, "_ot_search_path", None) != path
+    schema_guard.pending(connection, None if path == PUBLIC_PATH else path[0], switching)
     if connection.info.transaction_status == pq.TransactionStatus.INERROR:
         return  # only ROLLBACK can run now; the rollback hook then forgets the path
-    statement = set_statement(path)
-    if (
+    if switching:
+        connection._ot_pending = (path, set_statement(path))
+    if not (
         piggyback
         and connection.cursor_factory is PiggybackCursor
         and get_config().PIGGYBACK_SEARCH_PATH
     ):
-        connection._ot_pending = (path, statement)
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(statement)
-    connection._ot_search_path = path
+        flush(connection)
 
 
 def forget(connection: Any) -> None:
@@ -84,14 +81,25 @@ def release(connection: Any) -> None:
 
 
 def flush(connection: Any) -> None:
-    """Send a pending SET on its own (for calls that cannot carry it in front of a query)."""
+    """Send the pending verification and SET on their own (for calls that cannot carry them)."""
     pending = getattr(connection, "_ot_pending", None)
-    if pending is None:
+    verify = getattr(connection, "_ot_verify", None)
+    if pending is None and verify is None:
         return
-    connection._ot_pending = None
+    prefix = _prefix(connection, pending, verify)
     with connection.cursor() as cursor:
-        cursor.execute(pending[1])
-    connection._ot_search_path = pending[0]
+        schema_guard.send_prefixed(cursor, prefix, None, None, verify)
+    if pending is not None:
+        connection._ot_search_path = pending[0]
+
+
+def _prefix(connection: Any, pending: Any, verify: str | None) -> list[str]:
+    connection._ot_pending = None
+    schema_guard.sent(connection)
+    statements = [schema_guard.statement(verify)] if verify else []
+    if pending is not None:
+        statements.append(pending[1])
+    return statements
 
 
 # Statements that may share a message (an implicit transaction block) with the SET. Anything
@@ -123,14 +131,20 @@ class PiggybackCursor(_DjangoCursor):
             return local_path.execute(self, self._send, query, params, kwargs)
         conn = self.connection
         pending = getattr(conn, "_ot_pending", None)
+        verify = getattr(conn, "_ot_verify", None)
+        if pending is None and verify is None:
+            return super().execute(query, params, **kwargs)
+        if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+            return super().execute(query, params, **kwargs)  # only ROLLBACK can run now
         kwargs = {k: v for k, v in kwargs.items() if v is not None}  # psycopg: prepare=None
-        if pending is None or kwargs or not can_piggyback(query):
+        if kwargs or not can_piggyback(query):
             flush(conn)
             return super().execute(query, params, **kwargs)
-        conn._ot_pending = None
-        result = super().execute(f"{pending[1]}; {query}", params)
-        self.nextset()
-        conn._ot_search_path = pending[0]
+        result = schema_guard.send_prefixed(
+            self, _prefix(conn, pending, verify), query, params, verify
+        )
+        if pending is not None:
+            conn._ot_search_path = pending[0]
         return result
 
     def _send(self, query: Any, params: Any = None, **kwargs: Any) -> Any:

@@ -58,7 +58,7 @@ class Config:
     DATABASE_POOL_SIZE: int = 2
     DATABASE_POOL_MAX_IDLE: float = 60.0
     DATABASE_POOL_TIMEOUT: float = 10.0
-    # Check each pooled connection of a tenant database on checkout (one empty query).
+    # Check each pooled connection of a tenant database on checkout (backends/health.py).
     DATABASE_POOL_CHECK: bool = True
     DATABASE_NAME_PREFIX: str = "tenant_"
     # Clone new tenant databases from this (migrated) database instead of an empty one.

@@ -9,8 +9,8 @@ so even a switch costs no extra round trip.
 The record is dropped whenever PostgreSQL may have undone the ``SET``: after a rollback or a
 savepoint rollback, and when a connection goes back to the pool in a transaction.
 
-Two defaults differ from Django's: the pool checks a connection before handing it out (unless
-``OPTIONS["pool"]["check"]`` says otherwise), so a server restart costs no request; and a
+Two defaults differ from Django's: a connection is checked (without a round trip,
+``backends.health``) before it is used, so a server restart costs no request; and a
 forked child process never reuses the pools it inherited (see ``backends.forks``). And a
 connection goes back to the pool when the thread that checked it out ends, even if Django
 never sent ``request_finished`` (``backends.leases``).
@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from django.db.backends.postgresql import base as pg
 
-from .. import forks, leases
+from .. import forks, health, leases
 from . import local_path, pooler, schema_guard, search_path
 
 _PostgresWrapper: Any = pg.DatabaseWrapper
@@ -38,19 +39,8 @@ forks.on_fork(_forget_pools)
 
 
 class DatabaseWrapper(_PostgresWrapper):
-    def __init__(self, settings_dict: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        pool = (settings_dict.get("OPTIONS") or {}).get("pool")
-        if pool and not (isinstance(pool, dict) and "check" in pool):
-            # Without a check, every pooled connection that a server restart (or an idle
-            # timeout) broke fails one request. Django checks pooled connections on checkout
-            # (one empty query) when CONN_HEALTH_CHECKS is on; with a pool it costs nothing
-            # else (a pooled wrapper never lives across requests). Opt out with
-            # OPTIONS["pool"]["check"] = None (Django >= 6.0).
-            settings_dict["CONN_HEALTH_CHECKS"] = True
-        super().__init__(settings_dict, *args, **kwargs)
-
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
-        connection = super().get_new_connection(conn_params)
+        connection = self._live_connection(conn_params)
         try:
             pooler.verify(connection, self.alias)
         except BaseException:
@@ -62,6 +52,26 @@ class DatabaseWrapper(_PostgresWrapper):
         if self.pool is not None:
             leases.track(self)  # returned to the pool if this thread ends holding it
         schema_guard.mark_checkout(connection)
+        return connection
+
+    def _live_connection(self, conn_params: dict[str, Any]) -> Any:
+        """A checkout that a server restart did not break (``backends.health``).
+
+        Django's pool has no check unless ``CONN_HEALTH_CHECKS`` (a round trip per checkout);
+        this one costs a syscall. A broken connection is closed and given back (the pool
+        discards it) and the next one tried.
+        """
+        connection = super().get_new_connection(conn_params)
+        if self.pool is None or self.settings_dict["CONN_HEALTH_CHECKS"]:
+            return connection
+        for _ in range(self.pool.max_size):
+            try:
+                health.check_cheaply(connection)
+                return connection
+            except psycopg.OperationalError:
+                connection.close()
+                self.pool.putconn(connection)
+                connection = super().get_new_connection(conn_params)
         return connection
 
     def get_connection_params(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from psycopg_pool import ConnectionPool
 from ...conf import get_config
 from ...context import TenantState, get_current_state
 from ...exceptions import NoTenantActive, TenantSwitchInTransaction
-from .. import leases
+from .. import health, leases
 from .._pools import ExitAwareConnection, registry
 from .creation import DatabaseCreation
 
@@ -94,9 +94,10 @@ class DatabaseWrapper(_PostgresWrapper):
             connection_class=ExitAwareConnection,
             name=f"ot:{state.database}",
             configure=self._configurer(db),
-            # Checked on checkout, like the schema engine's pool: a server restart must not
-            # fail one request per pooled connection. DATABASE_POOL_CHECK = False opts out.
-            check=ConnectionPool.check_connection if config.DATABASE_POOL_CHECK else None,
+            # Checked on checkout, like the schema engine's connections (no round trip unless
+            # something arrived while idle): a server restart must not fail one request per
+            # pooled connection. DATABASE_POOL_CHECK = False opts out.
+            check=health.check_cheaply if config.DATABASE_POOL_CHECK else None,
         )
 
     def _configurer(self, db: Mapping[str, Any]) -> Callable[[Any], None]:

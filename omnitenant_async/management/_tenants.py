@@ -201,12 +201,30 @@ def ask(
     default: str | None = None,
     check: Callable[[str], object] | None = None,
 ) -> str:
-    """Prompt on ``stdout`` and read a line from ``stdin``, asking again while ``check`` fails."""
+    """Prompt on ``stdout`` and read a line from ``stdin``, asking again while ``check`` fails.
+
+    Ctrl-C anywhere in here - while the prompt is written, while waiting for input or while
+    the answer is checked - is a short ``CommandError``, not a traceback.
+    """
+    try:
+        return _ask(stdin, stdout, prompt, default, check)
+    except KeyboardInterrupt:
+        stdout.write("")  # end the prompt's line
+        raise CommandError("Aborted (Ctrl-C); nothing was changed.", returncode=130) from None
+
+
+def _ask(
+    stdin: TextIO,
+    stdout: Any,
+    prompt: str,
+    default: str | None,
+    check: Callable[[str], object] | None,
+) -> str:
     while True:
         suffix = f" [{default}]" if default else ""
         stdout.write(f"{prompt}{suffix}: ", ending="")
         stdout.flush()
-        line = _read_line(stdin, stdout)
+        line = _read_line(stdin)
         value = line.strip() or (default or "")
         if check is None:
             return value
@@ -218,13 +236,9 @@ def ask(
         return value
 
 
-def _read_line(stdin: TextIO, stdout: Any) -> str:
-    """One line of input; Ctrl-C or end of input is a short ``CommandError``, not a traceback."""
-    try:
-        line = stdin.readline()
-    except KeyboardInterrupt:
-        stdout.write("")  # end the prompt's line
-        raise CommandError("Aborted (Ctrl-C); nothing was changed.", returncode=130) from None
+def _read_line(stdin: TextIO) -> str:
+    """One line of input; end of input is a short ``CommandError``, not a traceback."""
+    line = stdin.readline()
     if not line:
         raise CommandError("Aborted: no input; nothing was changed.")
     return line

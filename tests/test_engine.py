@@ -338,3 +338,20 @@ def test_no_set_while_the_transaction_is_aborted(tenants: dict[str, Any]) -> Non
             transaction.savepoint_rollback(sid)
             assert Marker.objects.get().tenant_id == "t08"
     connection.close()
+
+
+def test_server_side_binding_cursors_still_get_the_path(tenants: dict[str, Any]) -> None:
+    """With OPTIONS['server_side_binding'] Django uses another cursor class: no piggyback, but
+    the SET (and the schema check) still go first, on their own."""
+    settings_dict = copy.deepcopy(connection.settings_dict)
+    settings_dict["OPTIONS"]["server_side_binding"] = True
+    settings_dict["OPTIONS"]["pool"] = {"min_size": 1, "max_size": 1, "timeout": 5}
+    wrapper = DatabaseWrapper(settings_dict, alias="server_binding")
+    try:
+        for tenant_id in ("t01", "t02", "t01"):
+            with tenant_context(tenants[tenant_id]):
+                assert marker_and_pid(wrapper)[0] == tenant_id
+            wrapper.close()
+    finally:
+        wrapper.close()
+        wrapper.close_pool()

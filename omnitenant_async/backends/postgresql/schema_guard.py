@@ -57,8 +57,9 @@ def send_prefixed(
     cursor: Any, prefix: list[str], query: str | None, params: Any, verify: str | None
 ) -> Any:
     """``<prefix>; <query>`` as one message, then on to the query's own result."""
+    send = getattr(cursor, "_send", cursor.execute)  # a server-binding cursor has no _send
     try:
-        result = cursor._send("; ".join([*prefix, query] if query else prefix), params)
+        result = send("; ".join([*prefix, query] if query else prefix), params)
     except Exception as err:
         missing = translate(err, verify) if verify else err
         if missing is err:

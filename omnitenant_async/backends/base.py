@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from typing import Any, TextIO
+import logging
+from typing import Any, Literal, TextIO
 
 from asgiref.sync import sync_to_async
 from django.core.management import call_command
@@ -12,6 +13,11 @@ from ..conf import get_config
 from ..context import TenantState, tenant_context, use_master_db
 from ..signals import tenant_created, tenant_deleted, tenant_migrated
 from ..validators import validate_schema_name
+
+logger = logging.getLogger("omnitenant_async.provisioning")
+
+#: How ``create()`` provisioned: from the template, by migrations, or storage only.
+Provisioned = Literal["cloned", "migrated", "created"]
 
 
 class BaseTenantBackend:
@@ -24,6 +30,7 @@ class BaseTenantBackend:
 
     def __init__(self, tenant: Any) -> None:
         self.tenant = tenant
+        self.provisioned_why = ""
 
     # -- to implement -------------------------------------------------------------------------
     def create_storage(self) -> None:
@@ -40,30 +47,55 @@ class BaseTenantBackend:
     def migration_alias(self) -> str:
         return get_config().MASTER_DB_ALIAS
 
+    def clone_storage(self) -> tuple[bool, str]:
+        """Create the storage as a copy of a migrated template: ``(cloned, why)``.
+
+        ``(False, why)`` when there is no current template (nothing was created); the caller
+        then creates the storage and migrates it.
+        """
+        return False, "this backend does not clone"
+
     # -- operations ---------------------------------------------------------------------------
     def create(
         self, run_migrations: bool = True, *, verbosity: int = 0, stdout: TextIO | None = None
-    ) -> None:
-        """Save the row if new, create the storage, migrate it; on failure undo what it did."""
+    ) -> Provisioned:
+        """Save the row if new, create the storage, migrate it; on failure undo what it did.
+
+        With ``run_migrations`` a schema tenant is cloned from the template schema when it is
+        current (docs/operations.md), else migrated. Returns ``"cloned"``, ``"migrated"`` or
+        (without ``run_migrations``) ``"created"``; the reason is logged on
+        ``omnitenant_async.provisioning`` and kept in ``self.provisioned_why``.
+        """
         validate_schema_name(self.tenant.tenant_id)
         new_row = self.tenant.pk is None
         if new_row:
             with use_master_db():
                 self.tenant.save()
+        cloned, why = False, "run_migrations=False"
         try:
-            self.create_storage()
+            if run_migrations:
+                cloned, why = self.clone_storage()
+            if not cloned:
+                self.create_storage()
         except BaseException:
             self._forget_row(new_row)
             raise
+        self.provisioned_why = why
         tenant_created.send(sender=type(self.tenant), tenant=self.tenant)
         if not run_migrations:
-            return
+            return "created"
+        if cloned:
+            logger.info("Tenant %r: %s.", self.tenant.tenant_id, why)
+            tenant_migrated.send(sender=type(self.tenant), tenant=self.tenant)
+            return "cloned"
         try:
             self.migrate(verbosity=verbosity, stdout=stdout)
         except BaseException:
             self.drop_storage()  # all or nothing: no half-migrated tenant is left behind
             self._forget_row(new_row)
             raise
+        logger.info("Tenant %r: migrated (not cloned: %s).", self.tenant.tenant_id, why)
+        return "migrated"
 
     def _forget_row(self, new_row: bool) -> None:
         if new_row and self.tenant.pk is not None:
@@ -102,8 +134,8 @@ class BaseTenantBackend:
             self.drop_storage()
         tenant_deleted.send(sender=type(self.tenant), tenant=self.tenant, dropped=drop)
 
-    async def acreate(self, run_migrations: bool = True, *, verbosity: int = 0) -> None:
-        await sync_to_async(self.create)(run_migrations, verbosity=verbosity)
+    async def acreate(self, run_migrations: bool = True, *, verbosity: int = 0) -> Provisioned:
+        return await sync_to_async(self.create)(run_migrations, verbosity=verbosity)
 
     async def amigrate(
         self, app_label: str | None = None, migration_name: str | None = None, *, verbosity: int = 0

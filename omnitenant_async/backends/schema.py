@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from django.db import DatabaseError, connections
+import logging
+
+from django.db import DatabaseError, connections, transaction
 from psycopg import errors, sql
 
 from ..context import TenantState, use_master_db
 from ..exceptions import TenantAlreadyExists, TenantProvisioningError
 from ..validators import validate_schema_name
 from .base import BaseTenantBackend
+
+logger = logging.getLogger("omnitenant_async.provisioning")
 
 
 class SchemaTenantBackend(BaseTenantBackend):
@@ -42,6 +46,35 @@ class SchemaTenantBackend(BaseTenantBackend):
                 f"Could not create schema {self.schema_name!r}: {err}. The database role needs "
                 "the CREATE privilege on the database."
             ) from err
+
+    def clone_storage(self) -> tuple[bool, str]:
+        """Copy the template schema in one transaction (backends/clone.py), if it is current."""
+        from .clone import clone_plan
+
+        validate_schema_name(self.schema_name)
+        plan, why = clone_plan(self.migration_alias)
+        if plan is None:
+            return False, why
+        connection = connections[self.migration_alias]
+        try:
+            with (
+                use_master_db(),
+                transaction.atomic(using=self.migration_alias),
+                connection.cursor() as cursor,
+            ):
+                cursor.execute(plan.statement(self.schema_name, cursor.cursor.connection))
+        except DatabaseError as err:
+            if isinstance(err.__cause__, errors.DuplicateSchema):
+                raise TenantAlreadyExists(
+                    f"Schema {self.schema_name!r} already exists. Delete it with "
+                    f"get_tenant_backend(tenant).delete(drop=True), or pick another tenant_id."
+                ) from err
+            # Rolled back: nothing was created. Migrating still gives a working tenant.
+            logger.warning(
+                "Cloning tenant %r failed (%s); migrating it instead.", self.schema_name, err
+            )
+            return False, f"cloning failed: {err}"
+        return True, why
 
     def drop_storage(self) -> None:
         validate_schema_name(self.schema_name)

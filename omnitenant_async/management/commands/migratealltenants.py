@@ -60,6 +60,20 @@ class Command(BaseCommand):
         self._verbosity = options["verbosity"]
         self._show_traceback = bool(options.get("traceback"))
         start = time.perf_counter()
+        if get_config().TEMPLATE_SCHEMA:  # first: tenants created meanwhile clone a current one
+            from ...backends.clone import migrate_template
+
+            t0 = time.perf_counter()
+            try:
+                template = migrate_template(
+                    options["app_label"], options["migration_name"], verbosity=0
+                )
+            except Exception as err:
+                raise CommandError(
+                    f"Migrating the template schema failed ({type(err).__name__}: {err}); no "
+                    "tenant was migrated."
+                ) from err
+            self.stdout.write(f"[template] {template} ok ({time.perf_counter() - t0:.2f}s)")
         results = migrate_tenants(
             tenants,
             threads=threads,

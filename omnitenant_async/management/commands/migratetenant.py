@@ -14,7 +14,12 @@ class Command(BaseCommand):
     help = "Run one tenant's migrations (Django's migrate, inside the tenant)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--tenant-id", required=True)
+        parser.add_argument("--tenant-id")
+        parser.add_argument(
+            "--template", action="store_true",
+            help="Migrate the template schema (OMNITENANT_CONFIG['TEMPLATE_SCHEMA']) new "
+            "tenants are cloned from, instead of a tenant.",
+        )  # fmt: skip
         parser.add_argument("app_label", nargs="?", help="Only migrate this app.")
         parser.add_argument(
             "migration_name", nargs="?", help="Migrate the app to this migration ('zero' too)."
@@ -32,6 +37,11 @@ class Command(BaseCommand):
         plan: bool,
         **options: Any,
     ) -> None:
+        if options.get("template"):
+            self._migrate_template(app_label, migration_name, options["verbosity"])
+            return
+        if not tenant_id:
+            raise CommandError("Pass --tenant-id ID (or --template for the template schema).")
         tenant = get_tenant(tenant_id)
         backend = get_tenant_backend(tenant)
         if plan:
@@ -56,3 +66,15 @@ class Command(BaseCommand):
             ) from err
         if options["verbosity"] >= 1:
             self.stdout.write(self.style.SUCCESS(f"Tenant {tenant_id!r} migrated."))
+
+    def _migrate_template(self, app_label: str | None, name: str | None, verbosity: int) -> None:
+        from ...backends.clone import migrate_template
+        from ...conf import get_config
+
+        if not get_config().TEMPLATE_SCHEMA:
+            raise CommandError("OMNITENANT_CONFIG['TEMPLATE_SCHEMA'] is not set; no template.")
+        template = migrate_template(
+            app_label, name, verbosity=verbosity, stdout=raw_stream(self.stdout)
+        )
+        if verbosity >= 1:
+            self.stdout.write(self.style.SUCCESS(f"Template schema {template!r} migrated."))

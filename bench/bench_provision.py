@@ -1,0 +1,93 @@
+"""Provisioning time per tenant, cloning the template vs migrating, as tenants accumulate.
+
+    bench/run_provision.sh [--tenants 1000]
+
+On ``bench.scale_settings`` (the demo + bench.scale_app, 30 app tables, ~40 per tenant with the
+shared apps): migrates the template, then creates N schema tenants with ``create()`` (cloned),
+and at the 1st, 100th, 1000th... tenant also one by migrating (``create_storage`` + ``migrate``).
+Reports the median of the 10 clones around each mark, the migrated one, and appends a section
+to bench/RESULTS.md. Every tenant it made is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tenants", type=int, default=1000)
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from demo.seed import ensure_database, migrate_public
+    from omnitenant_async import use_master_db
+    from omnitenant_async.backends import get_tenant_backend
+    from omnitenant_async.backends.clone import migrate_template
+    from omnitenant_async.utils import get_tenant_model
+
+    ensure_database(recreate=True)
+    migrate_public()
+    t0 = time.perf_counter()
+    migrate_template()
+    template_s = time.perf_counter() - t0
+    Tenant = get_tenant_model()
+    marks = [m for m in (1, 100, 1000, 10000) if m <= args.tenants]
+    clone_ms: list[float] = []
+    migrate_ms: dict[int, float] = {}
+    made: list[object] = []
+    with use_master_db():
+        for i in range(1, args.tenants + 1):
+            tenant = Tenant(tenant_id=f"p{i:05d}", name=f"p{i}")
+            start = time.perf_counter()
+            how = get_tenant_backend(tenant).create()
+            clone_ms.append((time.perf_counter() - start) * 1000)
+            assert how == "cloned", get_tenant_backend(tenant).provisioned_why
+            made.append(tenant)
+            if i in marks:
+                other = Tenant(tenant_id=f"m{i:05d}", name=f"m{i}")
+                backend = get_tenant_backend(other)
+                start = time.perf_counter()
+                backend.create(run_migrations=False)
+                backend.migrate()
+                migrate_ms[i] = (time.perf_counter() - start) * 1000
+                made.append(other)
+            if i % 100 == 0:
+                print(f"{i} tenants, last clone {clone_ms[-1]:.1f} ms", flush=True)
+        rows = []
+        for m in marks:
+            window = clone_ms[max(0, m - 5) : m + 5]
+            rows.append((m, statistics.median(window), clone_ms[m - 1], migrate_ms[m]))
+        for tenant in made:
+            get_tenant_backend(tenant).delete(drop=True)
+    lines = [
+        "",
+        "## Provisioning a tenant: cloning the template vs migrating (bench/bench_provision.py)",
+        "",
+        f"Command: `{os.environ.get('OMNITENANT_BENCH_COMMAND', 'bench/run_provision.sh')}`"
+        f" ({args.tenants} tenants, bench.scale_app: 30 app tables + the shared apps'; "
+        f"template migrated in {template_s:.2f} s). 2 shared cores, another benchmark running.",
+        "",
+        "| tenant # | clone, median of 10 around (ms) | that clone (ms) | migrate (ms) |",
+        "|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {m} | {med:.1f} | {one:.1f} | {mig:.0f} |" for m, med, one, mig in rows]
+    lines.append(
+        f"\nAll {args.tenants} clones: median {statistics.median(clone_ms):.1f} ms, "
+        f"p95 {sorted(clone_ms)[int(len(clone_ms) * 0.95) - 1]:.1f} ms, "
+        f"max {max(clone_ms):.1f} ms."
+    )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with (Path(__file__).parent / "RESULTS.md").open("a") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -363,3 +363,26 @@ def _detect_pooler(alias: str, behind_pooler: Any) -> list[checks.CheckMessage]:
             id="omnitenant.E030",
         )
     ]
+
+
+@checks.register()
+def check_asgi_threads(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """More reused request threads (omnitenant_async.asgi) than pooled connections."""
+    from .asgi import configured_threads, pool_max_size
+
+    try:
+        threads = configured_threads()
+    except ImproperlyConfigured as err:
+        return [checks.Error(str(err), id="omnitenant.E041")]
+    max_size = pool_max_size()
+    if max_size is None or threads <= max_size:
+        return []
+    return [
+        checks.Warning(
+            f"ASGI_THREADS is {threads} but the master pool holds at most {max_size} "
+            "connections; requests on the extra threads only wait for a connection (and may "
+            "time out).",
+            hint="Lower OMNITENANT_CONFIG['ASGI_THREADS'] or raise OPTIONS['pool']['max_size'].",
+            id="omnitenant.W040",
+        )
+    ]

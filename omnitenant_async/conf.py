@@ -67,6 +67,8 @@ class Config:
     DATABASE_MAINTENANCE_DB: str = "postgres"
     # Channels consumers: spread their database work over N threads (None/0: asgiref's one).
     CHANNELS_DB_THREADS: int | None = None
+    # omnitenant_async.asgi: reused request threads (None: the master pool's max_size, or 8).
+    ASGI_THREADS: int | None = None
 
     @property
     def base_domain(self) -> str | None:

@@ -203,9 +203,22 @@ def _log_release_error(future: Future[None]) -> None:
 class TenantASGIHandler(ASGIHandler):
     """Django's ASGI handler with each request's sync work on a reused thread."""
 
+    _threads: RequestThreads | None = None
+
     def __init__(self, threads: RequestThreads | None = None) -> None:
         super().__init__()
-        self.threads = threads if threads is not None else shared_threads(configured_threads())
+        self._threads = threads
+
+    @property
+    def threads(self) -> RequestThreads:
+        """This handler's request threads: the process's shared set unless given one.
+
+        Looked up lazily: subclasses that skip ``__init__`` (``ASGIStaticFilesHandler``
+        wrapping an application) still work.
+        """
+        if self._threads is None:
+            self._threads = shared_threads(configured_threads())
+        return self._threads
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":

@@ -88,6 +88,8 @@ class TenantConsumerMixin:
         if groups:
             self.groups = [tenant_group(name, state) for name in groups]
         ensure_listener()
+        if scope["type"] == "websocket":
+            send = _NothingAfterClose(send)
         watch = _Watch(self, scope, send) if scope["type"] == "websocket" else None
         try:
             await cast(Any, super()).__call__(scope, receive, send)
@@ -146,6 +148,26 @@ class TenantConsumerMixin:
         if self._sync:
             return async_to_sync(method)(*args)
         return method(*args)
+
+
+class _NothingAfterClose:
+    """The server's ``send``, dropping what a consumer sends after its own ``websocket.close``.
+
+    A group event can arrive between the close and the client's disconnect; its handler's
+    ``send`` then makes the server raise (uvicorn: "Unexpected ASGI message 'websocket.send',
+    after sending 'websocket.close'") and log a traceback for a message nobody can receive.
+    """
+
+    def __init__(self, send: ASGISendCallable) -> None:
+        self._send = send
+        self.closed = False
+
+    async def __call__(self, message: Any) -> None:
+        if self.closed:
+            return
+        if message.get("type") == "websocket.close":
+            self.closed = True
+        await self._send(message)
 
 
 class _Watch:

@@ -336,3 +336,62 @@ async def test_clients_resetting_mid_response_do_not_drain_the_pool(
 def test_the_in_process_tests_used_one_thread() -> None:
     names = [t.name for t in threading.enumerate() if t.name.startswith("omnitenant-test")]
     assert names == ["omnitenant-test-0_0"]
+
+
+# Daphne (Channels' server) runs the entry point too.
+
+
+@pytest.fixture(scope="module")
+def daphne_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import ROOT, free_port
+
+    port = free_port()
+    log = (tmp_path_factory.mktemp("daphne") / "daphne.log").open("w")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.asgi_entry_app.settings",
+        "OMNITENANT_ASGI_THREADS": "2",
+    }
+    cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+           "tests.asgi_entry_app.asgi:application"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "daphne exited early"
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.asyncio
+async def test_daphne_serves_every_tenant_through_the_entry_point(daphne_server: str) -> None:
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(base_url=daphne_server, limits=limits, timeout=30) as client:
+
+        async def one(i: int) -> tuple[int, str, str | None]:
+            tenant_id = TENANT_IDS[i % len(TENANT_IDS)]
+            response = await client.get("/whoami/", headers={"host": f"{tenant_id}.localhost"})
+            marker = response.json().get("marker") if response.status_code == 200 else None
+            return response.status_code, tenant_id, marker
+
+        results = await asyncio.gather(*(one(i) for i in range(400)))
+    assert [r for r in results if r[0] != 200 or r[1] != r[2]] == []

@@ -151,11 +151,13 @@ class TenantConsumerMixin:
 
 
 class _NothingAfterClose:
-    """The server's ``send``, dropping what a consumer sends after its own ``websocket.close``.
+    """The server's ``send``, dropping what a consumer sends once the socket is closed.
 
-    A group event can arrive between the close and the client's disconnect; its handler's
-    ``send`` then makes the server raise (uvicorn: "Unexpected ASGI message 'websocket.send',
-    after sending 'websocket.close'") and log a traceback for a message nobody can receive.
+    A group event can arrive after the consumer's own ``close()`` or after the client went away
+    but before its disconnect is dispatched; its handler's ``send`` then makes the server
+    raise (uvicorn: "Unexpected ASGI message 'websocket.send', after sending 'websocket.close'
+    or response already completed"; the ASGI spec: an ``OSError``) and log a traceback for a
+    message nobody can receive.
     """
 
     def __init__(self, send: ASGISendCallable) -> None:
@@ -167,7 +169,20 @@ class _NothingAfterClose:
             return
         if message.get("type") == "websocket.close":
             self.closed = True
-        await self._send(message)
+        try:
+            await self._send(message)
+        except (OSError, RuntimeError) as err:
+            if message.get("type") != "websocket.send" or not _closed_socket_error(err):
+                raise
+            self.closed = True
+            logger.debug("Dropped a WebSocket message sent after the client left: %s", err)
+
+
+def _closed_socket_error(err: Exception) -> bool:
+    if isinstance(err, OSError):
+        return True
+    text = str(err)
+    return "after sending 'websocket.close'" in text or "response already completed" in text
 
 
 class _Watch:

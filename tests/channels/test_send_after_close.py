@@ -57,3 +57,35 @@ async def test_a_group_event_after_close_is_dropped(tenants: dict[str, Any]) -> 
     server = StrictServer()
     await asyncio.wait_for(Closer.as_asgi()(scope, incoming.get, server.send), timeout=10)
     assert [m["type"] for m in server.sent] == ["websocket.accept", "websocket.close"]
+
+
+class GoneClientServer(StrictServer):
+    """uvicorn once the client has gone: any send raises as it does."""
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.send":
+            raise RuntimeError(
+                "Unexpected ASGI message 'websocket.send', after sending 'websocket.close' or "
+                "response already completed."
+            )
+        self.sent.append(message)
+
+
+@pytest.mark.asyncio
+async def test_a_group_event_after_the_client_left_is_dropped(tenants: dict[str, Any]) -> None:
+    state = TenantState.from_tenant(tenants["t01"])
+    scope = {
+        "type": "websocket", "path": "/ws/", "headers": [], "query_string": b"",
+        "tenant": state.tenant, "tenant_state": state,
+    }  # fmt: skip
+    incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for message in (
+        {"type": "websocket.connect"},
+        {"type": "late.note"},  # the client is already gone when it is delivered
+        {"type": "late.note"},
+        {"type": "websocket.disconnect", "code": 1001},
+    ):
+        incoming.put_nowait(message)
+    server = GoneClientServer()
+    await asyncio.wait_for(Closer.as_asgi()(scope, incoming.get, server.send), timeout=10)
+    assert [m["type"] for m in server.sent] == ["websocket.accept"]

@@ -20,19 +20,17 @@ with :class:`TransactionPoolerUnsupported` (run them through a direct connection
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from typing import Any
 
-from psycopg import pq, sql
+from psycopg import pq
 
 from ...conf import get_config
 from ...context import get_current_state
 from ...exceptions import OmnitenantError
 from . import schema_guard
-
-Path = tuple[str, ...]
+from .paths import PUBLIC_PATH, Path, guarded_schema, set_statement, wanted_path
 
 # What PostgreSQL refuses to run inside a transaction block (an implicit one included).
 _REFUSES_TRANSACTION_BLOCK = re.compile(
@@ -51,16 +49,7 @@ def enabled() -> bool:
     return get_config().POOLER == "transaction"
 
 
-@functools.lru_cache(maxsize=4096)
-def set_local_statement(path: Path) -> str:
-    """``SET LOCAL search_path TO "a", "b"`` with every identifier quoted by psycopg."""
-    names = sql.SQL(", ").join(map(sql.Identifier, path))
-    return sql.SQL("SET LOCAL search_path TO {}").format(names).as_string(None)
-
-
 def _wanted() -> Path:
-    from .search_path import wanted_path  # the one definition of a state's path
-
     return wanted_path(get_current_state())
 
 
@@ -83,12 +72,10 @@ def execute(
     in_transaction = status == pq.TransactionStatus.INTRANS
     if in_transaction and getattr(conn, "_ot_tx_path", None) == path:
         return send(query, params, **kwargs)
-    statement = set_local_statement(path)
+    statement = set_statement(path, local=True)
     if not isinstance(query, str) or kwargs or _REFUSES_TRANSACTION_BLOCK.match(query):
         return _alone(cursor, send, statement, path, query, params, kwargs)
-    from .search_path import PUBLIC_PATH
-
-    verify = schema_guard.pending(conn, None if path == PUBLIC_PATH else path[0], False)
+    verify = schema_guard.pending(conn, guarded_schema(path), False)
     prefix = [statement]
     if verify:
         schema_guard.sent(conn)
@@ -113,8 +100,6 @@ def _alone(
     if not conn.autocommit:
         _set_in_transaction(cursor, path)
         return send(query, params, **kwargs)
-    from .search_path import PUBLIC_PATH
-
     if path == PUBLIC_PATH:
         return send(query, params, **kwargs)  # the server's own default path
     raise TransactionPoolerUnsupported(
@@ -135,7 +120,7 @@ def in_own_transaction(cursor: Any, run: Callable[[], Any]) -> Any:
         _set_in_transaction(cursor, path)
         return run()
     with conn.transaction():
-        cursor._send(set_local_statement(path))
+        cursor._send(set_statement(path, local=True))
         return run()
 
 
@@ -148,11 +133,11 @@ def before_stream(cursor: Any, query: Any) -> None:
     if not conn.autocommit:
         _set_in_transaction(cursor, path)
         return
-    _alone(cursor, lambda *a, **k: None, set_local_statement(path), path, query, None, {})
+    _alone(cursor, lambda *a, **k: None, set_statement(path, local=True), path, query, None, {})
 
 
 def _set_in_transaction(cursor: Any, path: Path) -> None:
     conn = cursor.connection
     if getattr(conn, "_ot_tx_path", None) != path:
-        cursor._send(set_local_statement(path))
+        cursor._send(set_statement(path, local=True))
         conn._ot_tx_path = path

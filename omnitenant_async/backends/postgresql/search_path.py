@@ -13,35 +13,14 @@ import re
 from typing import Any
 
 from django.db.backends.postgresql import base as pg
-from psycopg import pq, sql
+from psycopg import pq
 
 from ...conf import get_config
-from ...context import PUBLIC_SCHEMA, TenantState, get_current_state
+from ...context import get_current_state
 from . import local_path, schema_guard
+from .paths import PUBLIC_PATH, Path, guarded_schema, set_statement, wanted_path
 
-Path = tuple[str, ...]
-
-PUBLIC_PATH: Path = (PUBLIC_SCHEMA,)
-
-
-def wanted_path(state: TenantState | None) -> Path:
-    """The search_path for a state; the public schema when no tenant is active.
-
-    Tenant-scoped tables never exist in ``public`` (the router keeps them out), so a query
-    that slips past the router with no tenant fails instead of reading another tenant's rows.
-    """
-    if state is None or state.schema_name == PUBLIC_SCHEMA:
-        return PUBLIC_PATH
-    if not state.include_public:
-        return (state.schema_name,)
-    return (state.schema_name, *get_config().EXTRA_SEARCH_PATHS, PUBLIC_SCHEMA)
-
-
-@functools.lru_cache(maxsize=4096)
-def set_statement(path: Path) -> str:
-    """``SET search_path TO "a", "b"`` with every identifier quoted by psycopg."""
-    query = sql.SQL("SET search_path TO {}").format(sql.SQL(", ").join(map(sql.Identifier, path)))
-    return query.as_string(None)
+__all__ = ["PUBLIC_PATH", "Path", "PiggybackCursor", "apply", "can_piggyback", "wanted_path"]
 
 
 def apply(connection: Any, *, piggyback: bool) -> None:
@@ -51,7 +30,7 @@ def apply(connection: Any, *, piggyback: bool) -> None:
         return  # behind a transaction pooler every statement carries its own SET LOCAL
     path = wanted_path(get_current_state())
     switching = getattr(connection, "_ot_search_path", None) != path
-    schema_guard.pending(connection, None if path == PUBLIC_PATH else path[0], switching)
+    schema_guard.pending(connection, guarded_schema(path), switching)
     if connection.info.transaction_status == pq.TransactionStatus.INERROR:
         return  # only ROLLBACK can run now; the rollback hook then forgets the path
     if switching:

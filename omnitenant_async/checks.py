@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.conf import settings
@@ -14,6 +14,20 @@ ENGINES = ("omnitenant_async.backends.postgresql",)
 DATABASE_ENGINE = "omnitenant_async.backends.postgresql_dbs"
 ROUTER = "omnitenant_async.routers.TenantRouter"
 MIDDLEWARE = "omnitenant_async.middleware.TenantMiddleware"
+
+if TYPE_CHECKING:
+    from .conf import Config
+
+
+def _config() -> Config | None:
+    """The configuration, or ``None`` when it is broken: ``check_config`` reports that (E001)
+    once, and the other checks, which need a configuration, stay silent."""
+    from .conf import get_config
+
+    try:
+        return get_config()
+    except ImproperlyConfigured:
+        return None
 
 
 @checks.register()
@@ -114,12 +128,10 @@ def check_router_and_middleware(
 
 @checks.register(checks.Tags.database)
 def check_databases(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from .conf import get_config
-
-    try:
-        master = get_config().MASTER_DB_ALIAS
-    except ImproperlyConfigured:
-        return []  # reported by check_config
+    config = _config()
+    if config is None:
+        return []  # check_config reports it (E001)
+    master = config.MASTER_DB_ALIAS
     messages: list[checks.CheckMessage] = []
     db = settings.DATABASES.get(master)
     if db is None:
@@ -166,12 +178,9 @@ def check_database_tenants(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
     """The virtual alias of database tenants, and its connection budget vs. max_connections."""
-    from .conf import get_config
-
-    try:
-        config = get_config()
-    except ImproperlyConfigured:
-        return []
+    config = _config()
+    if config is None:
+        return []  # check_config reports it (E001)
     alias = config.TENANT_DB_ALIAS
     conf = settings.DATABASES.get(alias)
     misnamed = [a for a, c in settings.DATABASES.items() if c.get("ENGINE") == DATABASE_ENGINE]
@@ -217,12 +226,9 @@ def check_database_tenants(
 @checks.register()
 def check_channels_db_threads(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """More consumer DB threads than pooled connections only makes the threads queue."""
-    from .conf import get_config
-
-    try:
-        config = get_config()
-    except ImproperlyConfigured:
-        return []
+    config = _config()
+    if config is None:
+        return []  # check_config reports it (E001)
     threads = config.CHANNELS_DB_THREADS or 0
     options = (settings.DATABASES.get(config.MASTER_DB_ALIAS) or {}).get("OPTIONS") or {}
     pool = options.get("pool") if isinstance(options, dict) else None
@@ -249,12 +255,9 @@ def check_invalidation(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
     from psycopg import ProgrammingError
     from psycopg.conninfo import conninfo_to_dict
 
-    from .conf import get_config
-
-    try:
-        config = get_config()
-    except ImproperlyConfigured:
-        return []
+    config = _config()
+    if config is None:
+        return []  # check_config reports it (E001)
     messages: list[checks.CheckMessage] = []
     dsn = config.INVALIDATION_DSN
     if dsn is not None:
@@ -278,7 +281,7 @@ def check_invalidation(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
                 id="omnitenant.E021",
             )
         )
-    pooled = getattr(config, "POOLER", None) == "transaction"
+    pooled = config.POOLER == "transaction"
     if config.INVALIDATION_LISTEN and pooled and not dsn:
         messages.append(
             checks.Warning(
@@ -299,12 +302,10 @@ def check_pooler(
 ) -> list[checks.CheckMessage]:
     """POOLER's value and what a transaction pooler needs; with ``--database``, detection."""
     from .backends.postgresql.pooler import POOLER_MODES, behind_pooler
-    from .conf import get_config
 
-    try:
-        config = get_config()
-    except ImproperlyConfigured:
-        return []
+    config = _config()
+    if config is None:
+        return []  # check_config reports it (E001)
     if config.POOLER not in POOLER_MODES:
         return [
             checks.Error(

@@ -113,7 +113,7 @@ class Monitor:
         for query, calls in rows:
             q = query.lower().lstrip()
             out["statements"] += calls
-            if q.startswith("set search_path"):
+            if sets_path(q):
                 out["set_search_path"] += calls
             elif q.startswith("select") and "_marker" in q:
                 out["marker_select"] += calls
@@ -570,6 +570,15 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
     return summary
 
 
+def sets_path(statement: str) -> bool:
+    """A lower-cased statement that sets the search_path: ``SET search_path`` (django-tenants)
+    or ``SELECT set_config('search_path', ...)`` (our engine; ``$1`` once pg_stat_statements
+    has normalised it)."""
+    return statement.startswith(
+        ("set search_path", "select set_config('search_path'", "select set_config($1")
+    )
+
+
 def classify_log(lines: list[str]) -> dict[str, int]:
     """Client messages in a PostgreSQL log with log_statement = 'all', by what they carry."""
     out = {"messages": 0, "set_alone": 0, "set_with_query": 0, "select_marker": 0, "domain": 0}
@@ -583,7 +592,7 @@ def classify_log(lines: list[str]) -> dict[str, int]:
         if "_marker" not in low and "_domain" not in low and "search_path" not in low:
             continue  # the driver's own statements
         out["messages"] += 1
-        if low.startswith("set search_path"):
+        if sets_path(low):
             # Piggybacked: another statement follows in the same message.
             rest = low.partition(";")[2].strip()
             out["set_with_query" if rest else "set_alone"] += 1

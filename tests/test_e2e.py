@@ -73,7 +73,7 @@ async def test_thousands_of_concurrent_requests_each_sees_only_its_tenant(
     assert len({t for t, _, _, _ in results}) == len(TENANT_IDS)
     # Warm: no tenant lookup reached the database, and at most one SET per request.
     assert stat_calls("%customers_domain%") == 0
-    assert stat_calls("SET search_path%") <= len(results)
+    assert stat_calls("SELECT set_config($1%") <= len(results)
     assert "Traceback" not in live_server.output()
 
 

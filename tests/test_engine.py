@@ -40,7 +40,11 @@ def single() -> Iterator[DatabaseWrapper]:
 
 @pytest.fixture
 def set_counter() -> Iterator[Any]:
-    """Counts ``SET search_path`` statements the *server* executed (pg_stat_statements)."""
+    """Counts the statements that set the search_path the *server* executed.
+
+    The engine sets it with ``SELECT set_config('search_path', ...)`` (``paths.set_statement``),
+    which pg_stat_statements normalises to ``SELECT set_config($1, $2, $3) ...``.
+    """
     with server_conn() as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         conn.execute("SELECT pg_stat_statements_reset()")
@@ -48,7 +52,7 @@ def set_counter() -> Iterator[Any]:
         def count() -> int:
             row = conn.execute(
                 "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
-                "WHERE query ILIKE 'SET search_path%%' AND dbid = "
+                "WHERE query ILIKE 'SELECT set_config($1%%' AND dbid = "
                 "(SELECT oid FROM pg_database WHERE datname = current_database())"
             ).fetchone()
             return int(row[0]) if row else 0
@@ -122,14 +126,14 @@ def test_set_is_piggybacked_in_one_message_counted_as_one_query(
             pending = single.connection._ot_pending
             cursor.execute("SELECT tenant_id FROM notes_marker")
             assert cursor.fetchone() == ("t04",)
-        assert pending is not None and pending[0][0] == "t04"
+        assert pending == ("t04", "public")
         assert single.connection._ot_search_path == ("t04", "public")
-        # One message, one logged query (assertNumQueries is unchanged); its text shows the SET
-        # and, on a fresh checkout, the check that the tenant's schema exists.
+        # One message, one logged query (assertNumQueries is unchanged); its text shows the SET,
+        # which checks that the tenant's schema exists.
         [logged] = [q["sql"] for q in single.queries_log]
         assert logged == (
-            "SELECT '\"t04\"'::regnamespace; "
-            'SET search_path TO "t04", "public"; SELECT tenant_id FROM notes_marker'
+            "SELECT set_config('search_path', '\"t04\", \"public\"', false) "
+            "WHERE '\"t04\"'::regnamespace IS NOT NULL; SELECT tenant_id FROM notes_marker"
         )
 
 
@@ -147,7 +151,7 @@ def test_rollback_invalidates_the_record(single: DatabaseWrapper, tenants: dict[
         assert marker_and_pid(single)[0] == "t02"
         with single.cursor() as cursor:
             cursor.execute("SHOW search_path")
-            assert cursor.fetchone()[0].startswith("t02")
+            assert cursor.fetchone()[0].startswith('"t02"')
 
 
 def test_atomic_rollback_with_orm(tenants: dict[str, Any]) -> None:

@@ -72,6 +72,33 @@ def test_shared_tables_of_a_dropped_schema_never_fall_through_to_public(
         )
 
 
+@pytest.mark.parametrize(
+    ("pooler", "piggyback"), [(None, True), (None, False), ("transaction", True)]
+)
+def test_switching_to_a_dropped_schema_fails_at_the_set(
+    doomed: Any, tenants: dict[str, Any], pooler: str | None, piggyback: bool
+) -> None:
+    """The SET itself checks the schema: a connection coming from another tenant cannot
+    land on ``public`` either, with the SET in front of the query or sent on its own."""
+    from django.conf import settings
+
+    config = {**settings.OMNITENANT_CONFIG, "POOLER": pooler, "PIGGYBACK_SEARCH_PATH": piggyback}
+    with override_settings(OMNITENANT_CONFIG=config):
+        connections.close_all()
+        drop_schema_behind_our_back("doomed")
+        before = public_users()
+        with tenant_context(tenants["t01"]):
+            assert User.objects.count() >= 0  # this checkout's path is t01's now
+            with tenant_context(doomed):
+                with pytest.raises(TenantSchemaMissing):
+                    User.objects.create(username="should-not-land-in-public")
+                with pytest.raises(TenantSchemaMissing):
+                    User.objects.count()
+            assert User.objects.filter(username="should-not-land-in-public").count() == 0
+        connections.close_all()
+        assert public_users() == before
+
+
 def test_a_request_for_a_dropped_schema_is_404_not_500(doomed: Any) -> None:
     client = Client(raise_request_exception=False)
     assert client.get("/whoami-sync/", headers={"host": "doomed.localhost"}).status_code == 200

@@ -24,5 +24,5 @@ class SearchPathTest(TransactionTestCase):
     def test_public_path(self) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SHOW search_path")
-            self.assertEqual(cursor.fetchone()[0], "public")
+            self.assertEqual(cursor.fetchone()[0], '"public"')  # set by the engine, quoted
         print(f"database={connection.settings_dict['NAME']}")

@@ -7,15 +7,16 @@ connection says nothing about the server connection the next transaction gets. S
 ``OMNITENANT_CONFIG["POOLER"] = "transaction"`` nothing relies on session state:
 
 - an autocommit statement is its own transaction: it always goes as
-  ``SET LOCAL search_path TO ...; <statement>`` in one message (an implicit transaction block,
-  so the SET applies to exactly that statement);
+  ``SELECT set_config('search_path', ..., true); <statement>`` (``SET LOCAL``) in one message
+  (an implicit transaction block, so the value applies to exactly that statement);
 - in an explicit transaction the first statement carries the ``SET LOCAL`` and the path is
   remembered until the transaction ends (``_ot_tx_path``); a tenant switch or a rolled back
   savepoint sends it again.
 
-No extra round trip either way. Statements that refuse a transaction block (VACUUM,
-CREATE INDEX CONCURRENTLY, ...) cannot carry a ``SET LOCAL``: for a tenant they are refused
-with :class:`TransactionPoolerUnsupported` (run them through a direct connection).
+No extra round trip either way, and every ``SET LOCAL`` checks that the tenant's schema still
+exists (``paths.set_statement``). Statements that refuse a transaction block (VACUUM, CREATE
+INDEX CONCURRENTLY, ...) cannot carry a ``SET LOCAL``: for a tenant they are refused with
+:class:`TransactionPoolerUnsupported` (run them through a direct connection).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from ...context import get_current_state
 from ...exceptions import OmnitenantError
 from . import schema_guard
 from .paths import PUBLIC_PATH, Path, guarded_schema, set_statement, wanted_path
+
+_INERROR = pq.TransactionStatus.INERROR
+_INTRANS = pq.TransactionStatus.INTRANS
 
 # What PostgreSQL refuses to run inside a transaction block (an implicit one included).
 _REFUSES_TRANSACTION_BLOCK = re.compile(
@@ -64,23 +68,17 @@ def execute(
 ) -> Any:
     """Run ``query`` through ``send`` (the cursor's own ``execute``) with the tenant's path."""
     conn = cursor.connection
-    status = conn.info.transaction_status
+    status = conn.pgconn.transaction_status
     kwargs = {k: v for k, v in kwargs.items() if v is not None}  # psycopg passes prepare=None
-    if status == pq.TransactionStatus.INERROR or query == "":
+    if status == _INERROR or query == "":
         return send(query, params, **kwargs)  # only ROLLBACK can run now / the pool's check
     path = _wanted()
-    in_transaction = status == pq.TransactionStatus.INTRANS
-    if in_transaction and getattr(conn, "_ot_tx_path", None) == path:
+    if status == _INTRANS and getattr(conn, "_ot_tx_path", None) == path:
         return send(query, params, **kwargs)
-    statement = set_statement(path, local=True)
     if not isinstance(query, str) or kwargs or _REFUSES_TRANSACTION_BLOCK.match(query):
-        return _alone(cursor, send, statement, path, query, params, kwargs)
-    verify = schema_guard.pending(conn, guarded_schema(path), False)
-    prefix = [statement]
-    if verify:
-        schema_guard.sent(conn)
-        prefix.insert(0, schema_guard.statement(verify))
-    result = schema_guard.send_prefixed(cursor, prefix, query, params, verify)
+        return _alone(cursor, send, path, query, params, kwargs)
+    prefix = [set_statement(path, local=True)]
+    result = schema_guard.send_prefixed(cursor, prefix, query, params, guarded_schema(path))
     if not conn.autocommit:  # an explicit transaction: the SET LOCAL lasts until its end
         conn._ot_tx_path = path
     return result
@@ -89,7 +87,6 @@ def execute(
 def _alone(
     cursor: Any,
     send: Callable[..., Any],
-    statement: str,
     path: Path,
     query: Any,
     params: Any,
@@ -113,31 +110,38 @@ def _alone(
 def in_own_transaction(cursor: Any, run: Callable[[], Any]) -> Any:
     """``executemany``/``copy``: in autocommit, one transaction that carries the SET LOCAL."""
     conn = cursor.connection
-    if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+    if conn.pgconn.transaction_status == _INERROR:
         return run()
     path = _wanted()
     if not conn.autocommit:
         _set_in_transaction(cursor, path)
         return run()
     with conn.transaction():
-        cursor._send(set_statement(path, local=True))
+        _set_local(cursor, path)
         return run()
 
 
 def before_stream(cursor: Any, query: Any) -> None:
     """``stream`` returns a generator, so it cannot be wrapped: SET LOCAL first, or refuse."""
     conn = cursor.connection
-    if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+    if conn.pgconn.transaction_status == _INERROR:
         return
     path = _wanted()
     if not conn.autocommit:
         _set_in_transaction(cursor, path)
         return
-    _alone(cursor, lambda *a, **k: None, set_statement(path, local=True), path, query, None, {})
+    _alone(cursor, lambda *a, **k: None, path, query, None, {})
 
 
 def _set_in_transaction(cursor: Any, path: Path) -> None:
     conn = cursor.connection
     if getattr(conn, "_ot_tx_path", None) != path:
-        cursor._send(set_statement(path, local=True))
+        _set_local(cursor, path)
         conn._ot_tx_path = path
+
+
+def _set_local(cursor: Any, path: Path) -> None:
+    """``SET LOCAL`` on its own (it checks the schema too)."""
+    schema_guard.send_prefixed(
+        cursor, [set_statement(path, local=True)], None, None, guarded_schema(path)
+    )

@@ -1,7 +1,7 @@
-"""The ``search_path`` a tenant state wants, and the statements that set it.
+"""The ``search_path`` a tenant state wants, and the statement that sets it.
 
 Shared by the session mode (``search_path``) and the transaction-pooler mode
-(``local_path``), so both agree on what a tenant's path is.
+(``local_path``), so both agree on what a tenant's path is and how it is set.
 """
 
 from __future__ import annotations
@@ -36,9 +36,26 @@ def guarded_schema(path: Path) -> str | None:
     return None if path == PUBLIC_PATH else path[0]
 
 
+def schema_literal(schema_name: str) -> sql.Composable:
+    """``'"name"'``: what ``::regnamespace`` parses (an identifier, so quoted first)."""
+    return sql.Literal(sql.Identifier(schema_name).as_string(None))
+
+
 @functools.lru_cache(maxsize=4096)
 def set_statement(path: Path, *, local: bool = False) -> str:
-    """``SET [LOCAL] search_path TO "a", "b"`` with every identifier quoted by psycopg."""
-    names = sql.SQL(", ").join(map(sql.Identifier, path))
-    verb = "SET LOCAL" if local else "SET"
-    return sql.SQL(verb + " search_path TO {}").format(names).as_string(None)
+    """The statement that sets ``path``, and fails if the tenant's schema is gone.
+
+    ``SELECT set_config('search_path', '"t01", "public"', false) WHERE '"t01"'::regnamespace
+    IS NOT NULL``: the cast is resolved when the statement is parsed, so a dropped schema is
+    an error (``invalid_schema_name``) instead of a path PostgreSQL would silently shorten to
+    ``public``. One statement does both, so the check costs no extra result to read.
+    ``local=True`` is ``SET LOCAL``: the value ends with the transaction.
+    """
+    value = ", ".join(sql.Identifier(name).as_string(None) for name in path)
+    statement = sql.SQL("SELECT set_config('search_path', {}, {})").format(
+        sql.Literal(value), sql.Literal(local)
+    )
+    schema = guarded_schema(path)
+    if schema is not None:
+        statement += sql.SQL(" WHERE {}::regnamespace IS NOT NULL").format(schema_literal(schema))
+    return statement.as_string(None)

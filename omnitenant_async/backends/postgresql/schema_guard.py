@@ -3,9 +3,11 @@
 PostgreSQL silently skips a missing schema on the ``search_path``. With ``public`` after the
 tenant's schema, a worker that still thinks a dropped tenant exists (its cache, or a pooled
 connection whose path was set before the drop) would run the tenant's queries on ``public``'s
-shared tables. So the first statement after each checkout, and after each tenant switch,
-carries ``SELECT '<schema>'::regnamespace`` in the same message: a missing schema is an error
-(``TenantSchemaMissing``, a 404), at the cost of a few bytes and no round trip.
+shared tables. So every statement that sets a tenant's path checks that its schema exists
+(``paths.set_statement``), and the first statement after a checkout that does *not* set the
+path - the pooled connection already had it - carries ``SELECT '<schema>'::regnamespace`` in
+the same message. A missing schema is an error (``TenantSchemaMissing``, a 404), at the cost
+of a few bytes and no round trip.
 """
 
 from __future__ import annotations
@@ -16,29 +18,35 @@ from typing import Any
 from psycopg import errors, sql
 
 from ...exceptions import TenantSchemaMissing
+from .paths import schema_literal
 
 
 @functools.lru_cache(maxsize=4096)
 def statement(schema_name: str) -> str:
-    """``SELECT '"name"'::regnamespace``: the cast parses an identifier, so quote it first."""
-    identifier = sql.Identifier(schema_name).as_string(None)
-    return sql.SQL("SELECT {}::regnamespace").format(sql.Literal(identifier)).as_string(None)
+    """``SELECT '"name"'::regnamespace``: fails when the schema does not exist."""
+    return sql.SQL("SELECT {}::regnamespace").format(schema_literal(schema_name)).as_string(None)
 
 
 def mark_checkout(connection: Any) -> None:
-    """A connection just left the pool: verify the schema of its first statement."""
+    """A connection just left the pool: the schema of its path is checked again."""
     connection._ot_fresh = True
 
 
 def pending(connection: Any, schema_name: str | None, switching: bool) -> str | None:
-    """The verification to send now for ``schema_name`` (``None``: public, nothing to check)."""
+    """The lone check to send before the next statement (``None``: nothing to check).
+
+    A switch sends the checking ``SET`` anyway. Without one, a fresh checkout checks the
+    schema its pooled path names, and a failed check stays for that schema (not for the
+    tenant the code goes back to) until the checkout ends.
+    """
     fresh = getattr(connection, "_ot_fresh", False)
     connection._ot_fresh = False
-    if schema_name is None:
-        connection._ot_verify = None
-    elif fresh or switching:
-        connection._ot_verify = schema_name
     verify: str | None = getattr(connection, "_ot_verify", None)
+    if switching or schema_name is None or verify != schema_name:
+        verify = None
+    if fresh and not switching:
+        verify = schema_name
+    connection._ot_verify = verify
     return verify
 
 
@@ -47,24 +55,27 @@ def sent(connection: Any) -> None:
 
 
 def translate(err: Exception, schema_name: str) -> Exception:
-    """The verification's own error becomes ``TenantSchemaMissing``; others stay as they are."""
+    """The check's own error becomes ``TenantSchemaMissing``; others stay as they are."""
     if isinstance(err, errors.InvalidSchemaName) and schema_name in str(err):
         return TenantSchemaMissing(schema_name)
     return err
 
 
 def send_prefixed(
-    cursor: Any, prefix: list[str], query: str | None, params: Any, verify: str | None
+    cursor: Any, prefix: list[str], query: str | None, params: Any, checked: str | None
 ) -> Any:
-    """``<prefix>; <query>`` as one message, then on to the query's own result."""
+    """``<prefix>; <query>`` as one message, then on to the query's own result.
+
+    ``checked`` is the schema whose existence the prefix checks: its error is translated.
+    """
     send = getattr(cursor, "_send", cursor.execute)  # a server-binding cursor has no _send
     try:
         result = send("; ".join([*prefix, query] if query else prefix), params)
     except Exception as err:
-        missing = translate(err, verify) if verify else err
+        missing = translate(err, checked) if checked else err
         if missing is err:
             raise
-        cursor.connection._ot_verify = verify  # sticky: every later statement fails too
+        cursor.connection._ot_verify = checked  # sticky: every later statement fails too
         raise missing from err
     if query:
         for _ in prefix:

@@ -3,7 +3,10 @@
 Attributes kept on the psycopg connection object (they survive the pool):
 
 - ``_ot_search_path``: the path the server session has, as far as we know (``None``: unknown).
-- ``_ot_pending``: a ``(path, sql)`` still to be sent in front of the next query.
+- ``_ot_pending``: a path still to be set in front of the next query (``None``: nothing).
+
+The transaction status is read from ``pgconn`` (an int) rather than ``info`` (a new object
+and an enum per read): this runs for every cursor.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from ...context import get_current_state
 from . import local_path, schema_guard
 from .paths import PUBLIC_PATH, Path, guarded_schema, set_statement, wanted_path
 
+_INERROR = pq.TransactionStatus.INERROR
+_IDLE = pq.TransactionStatus.IDLE
+
 __all__ = ["PUBLIC_PATH", "Path", "PiggybackCursor", "apply", "can_piggyback", "wanted_path"]
 
 
@@ -31,10 +37,10 @@ def apply(connection: Any, *, piggyback: bool) -> None:
     path = wanted_path(get_current_state())
     switching = getattr(connection, "_ot_search_path", None) != path
     schema_guard.pending(connection, guarded_schema(path), switching)
-    if connection.info.transaction_status == pq.TransactionStatus.INERROR:
+    if connection.pgconn.transaction_status == _INERROR:
         return  # only ROLLBACK can run now; the rollback hook then forgets the path
     if switching:
-        connection._ot_pending = (path, set_statement(path))
+        connection._ot_pending = path
     if not (
         piggyback
         and connection.cursor_factory is PiggybackCursor
@@ -55,7 +61,7 @@ def release(connection: Any) -> None:
     if connection is None:
         return
     connection._ot_pending = None
-    if connection.info.transaction_status != pq.TransactionStatus.IDLE:
+    if connection.pgconn.transaction_status != _IDLE:
         connection._ot_search_path = None
 
 
@@ -65,20 +71,23 @@ def flush(connection: Any) -> None:
     verify = getattr(connection, "_ot_verify", None)
     if pending is None and verify is None:
         return
-    prefix = _prefix(connection, pending, verify)
+    prefix, checked = _prefix(connection, pending, verify)
     with connection.cursor() as cursor:
-        schema_guard.send_prefixed(cursor, prefix, None, None, verify)
+        schema_guard.send_prefixed(cursor, prefix, None, None, checked)
     if pending is not None:
-        connection._ot_search_path = pending[0]
+        connection._ot_search_path = pending
 
 
-def _prefix(connection: Any, pending: Any, verify: str | None) -> list[str]:
+def _prefix(
+    connection: Any, pending: Path | None, verify: str | None
+) -> tuple[list[str], str | None]:
+    """The statements to send first, and the schema whose existence they check."""
     connection._ot_pending = None
     schema_guard.sent(connection)
-    statements = [schema_guard.statement(verify)] if verify else []
-    if pending is not None:
-        statements.append(pending[1])
-    return statements
+    if pending is not None:  # the SET checks its own schema (paths.set_statement)
+        return [set_statement(pending)], guarded_schema(pending)
+    assert verify is not None
+    return [schema_guard.statement(verify)], verify
 
 
 # Statements that may share a message (an implicit transaction block) with the SET. Anything
@@ -113,17 +122,16 @@ class PiggybackCursor(_DjangoCursor):
         verify = getattr(conn, "_ot_verify", None)
         if pending is None and verify is None:
             return super().execute(query, params, **kwargs)
-        if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+        if conn.pgconn.transaction_status == _INERROR:
             return super().execute(query, params, **kwargs)  # only ROLLBACK can run now
         kwargs = {k: v for k, v in kwargs.items() if v is not None}  # psycopg: prepare=None
         if kwargs or not can_piggyback(query):
             flush(conn)
             return super().execute(query, params, **kwargs)
-        result = schema_guard.send_prefixed(
-            self, _prefix(conn, pending, verify), query, params, verify
-        )
+        prefix, checked = _prefix(conn, pending, verify)
+        result = schema_guard.send_prefixed(self, prefix, query, params, checked)
         if pending is not None:
-            conn._ot_search_path = pending[0]
+            conn._ot_search_path = pending
         return result
 
     def _send(self, query: Any, params: Any = None, **kwargs: Any) -> Any:

@@ -338,11 +338,18 @@ def test_the_in_process_tests_used_one_thread() -> None:
     assert names == ["omnitenant-test-0_0"]
 
 
-# Daphne (Channels' server) runs the entry point too.
+# Daphne (Channels' server) and Hypercorn run the entry point too.
+
+OTHER_SERVERS = {
+    "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", "{port}"],
+    "hypercorn": ["-m", "hypercorn", "--bind", "127.0.0.1:{port}", "--workers", "1"],
+}
 
 
-@pytest.fixture(scope="module")
-def daphne_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="module", params=sorted(OTHER_SERVERS))
+def other_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     import os
     import socket
     import subprocess
@@ -351,20 +358,21 @@ def daphne_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     from .conftest import ROOT, free_port
 
+    name: str = request.param
     port = free_port()
-    log = (tmp_path_factory.mktemp("daphne") / "daphne.log").open("w")
+    log = (tmp_path_factory.mktemp(name) / f"{name}.log").open("w")
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.asgi_entry_app.settings",
         "OMNITENANT_ASGI_THREADS": "2",
     }
-    cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-           "tests.asgi_entry_app.asgi:application"]  # fmt: skip
+    args = [arg.format(port=port) for arg in OTHER_SERVERS[name]]
+    cmd = [sys.executable, *args, "tests.asgi_entry_app.asgi:application"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            assert proc.poll() is None, "daphne exited early"
+            assert proc.poll() is None, f"{name} exited early"
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                     break
@@ -383,9 +391,9 @@ def daphne_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.mark.e2e
 @pytest.mark.asyncio
-async def test_daphne_serves_every_tenant_through_the_entry_point(daphne_server: str) -> None:
+async def test_other_servers_serve_every_tenant_through_the_entry_point(other_server: str) -> None:
     limits = httpx.Limits(max_connections=16)
-    async with httpx.AsyncClient(base_url=daphne_server, limits=limits, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=other_server, limits=limits, timeout=30) as client:
 
         async def one(i: int) -> tuple[int, str, str | None]:
             tenant_id = TENANT_IDS[i % len(TENANT_IDS)]

@@ -34,6 +34,9 @@ from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.asgi import ASGIHandler
+from django.db import connections
+from django.urls import clear_script_prefix
+from django.utils import translation
 
 __all__ = ["RequestThreads", "TenantASGIHandler", "get_asgi_application", "release_thread"]
 
@@ -139,7 +142,6 @@ def release_thread() -> None:
     other threads (``inc_thread_sharing()``) are left to whoever shared them, as
     ``backends.leases`` does.
     """
-    from django.db import connections
 
     for conn in connections.all(initialized_only=True):
         if conn.allow_thread_sharing:
@@ -188,9 +190,6 @@ def _release_wrapper(conn: Any) -> None:
 
 def _reset_context() -> None:
     """The request's context-local state (a no-op unless the server shares contexts)."""
-    from django.urls import clear_script_prefix
-    from django.utils import translation
-
     translation.deactivate()
     clear_script_prefix()
 

@@ -1,0 +1,250 @@
+"""Where a request's time goes: plain Django vs the tenant layer, profiled under load.
+
+Normally started by ``bench/run_profile.sh``. Each variant runs in a uvicorn process (one
+worker, the same flags as the other benchmarks) under ``cProfile``, which on Python >= 3.12
+records every thread (``sys.monitoring``), so the request threads' ORM work is included.
+wrk drives it for ``--seconds`` after a warm-up; profiling covers only the loaded window.
+
+Self time is charged to the package that owns each function, per request, and the functions
+of ``omnitenant_async`` are listed. Profiling slows everything (function calls cost more), so
+read the shares and the differences between the variants, not the absolute microseconds.
+
+Modes:
+
+- ``entry``: plain Django vs 50 schema tenants, both through ``omnitenant_async.asgi``;
+- ``pooler``: plain Django vs the schema engine with ``POOLER = "transaction"``, both behind
+  the same PgBouncer, Django's own ``ASGIHandler``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import cProfile
+import importlib
+import os
+import pstats
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.bench_http import LUA, OUT, ROOT, free_port, log, lua_args, seed_ours
+
+MODES: dict[str, dict[str, Any]] = {
+    "entry": {
+        "app": "bench.asgi_entry",
+        "env": {"DJANGO_SETTINGS_MODULE": "bench.asgi_settings", "OMNITENANT_BENCH_ENTRY": "ours"},
+        "plain": {"OMNITENANT_BENCH_TENANT": "0"},
+        "tenant": {"OMNITENANT_BENCH_TENANT": "1"},
+        "label": "both through omnitenant_async.asgi (reused request threads)",
+    },
+    "pooler": {
+        "app": "bench.asgi",
+        "env": {"DJANGO_SETTINGS_MODULE": "bench.pooler_settings"},
+        "plain": {"OMNITENANT_BENCH_VARIANT": "plain"},
+        "tenant": {},
+        "label": "both behind PgBouncer (transaction mode), Django's ASGIHandler",
+    },
+}
+VIEW = "/item/"
+WAITS = ("SimpleQueue", "acquire", "epoll", "select", "sleep", "wait")
+
+
+# --------------------------------------------------------------------------------------------
+# The profiled server (a child process)
+# --------------------------------------------------------------------------------------------
+
+
+def serve(app_module: str, port: int, out: Path) -> None:
+    """uvicorn in this process; SIGUSR1 starts profiling, SIGUSR2 dumps it and exits."""
+    import uvicorn
+
+    profiler = cProfile.Profile()
+
+    def start(*_: Any) -> None:
+        profiler.enable()
+
+    def stop(*_: Any) -> None:
+        profiler.disable()
+        profiler.dump_stats(out)
+        os._exit(0)
+
+    signal.signal(signal.SIGUSR1, start)
+    signal.signal(signal.SIGUSR2, stop)
+    application = importlib.import_module(app_module).application
+    config = uvicorn.Config(
+        application, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+        http="h11", loop="asyncio",
+    )  # fmt: skip
+    uvicorn.Server(config).run()
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis
+# --------------------------------------------------------------------------------------------
+
+
+def owner(filename: str, function: str) -> str:
+    """The package a function belongs to; C functions by what they do."""
+    if "omnitenant_async" in filename:
+        return "omnitenant_async"
+    if filename.startswith(str(ROOT / "bench")) or "/bench/" in filename:
+        return "the view (bench)"
+    if "site-packages/" in filename:
+        return filename.split("site-packages/")[1].split("/")[0].removesuffix(".py")
+    if filename == "~":
+        if any(w in function for w in WAITS):
+            return "waiting (queues, locks, epoll)"
+        if "socket" in function:
+            return "socket I/O"
+        return "C builtins"
+    if "/lib/python3" in filename:
+        return "stdlib: " + filename.rsplit("/lib/python3", 1)[1].split("/")[1].removesuffix(".py")
+    return filename
+
+
+def analyse(path: Path, requests: int) -> dict[str, Any]:
+    stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    by_owner: collections.Counter[str] = collections.Counter()
+    ours: list[tuple[float, float, float, str]] = []
+    for (filename, _line, function), (_cc, calls, self_s, cum_s, _callers) in stats.items():
+        by_owner[owner(filename, function)] += self_s
+        if "omnitenant_async" in filename:
+            name = f"{filename.split('omnitenant_async/')[1]}:{function}"
+            ours.append((cum_s / requests * 1e6, self_s / requests * 1e6, calls / requests, name))
+    total = sum(by_owner.values())
+    return {
+        "requests": requests,
+        "total_us": total / requests * 1e6,
+        "owners": {k: v / requests * 1e6 for k, v in by_owner.most_common()},
+        "ours": sorted(ours, reverse=True)[:15],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Driving it
+# --------------------------------------------------------------------------------------------
+
+
+def wait_listening(proc: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the profiled server exited early")
+        with suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the profiled server did not listen within 30 s")
+
+
+def wrk(port: int, seconds: int, hosts: list[str]) -> int:
+    cmd = ["wrk", "-t2", "-c64", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA),
+           f"http://127.0.0.1:{port}{VIEW}", "--", *lua_args(hosts)]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("WRK_JSON "):
+            import json
+
+            result = json.loads(line.removeprefix("WRK_JSON "))
+            if sum(result["errors"].values()):
+                raise RuntimeError(f"wrk saw errors: {result['errors']}")
+            return int(result["requests"])
+    raise RuntimeError(f"no WRK_JSON line in wrk output:\n{out}")
+
+
+def mode_env(mode: str) -> dict[str, str]:
+    """``pooler``: the servers reach PostgreSQL through PgBouncer, the listener directly."""
+    if mode != "pooler":
+        return {}
+    from bench.bench_pooler import direct_dsn
+
+    port = os.environ.get("OMNITENANT_PGBOUNCER_TX_PORT")
+    if not port:
+        raise SystemExit("OMNITENANT_PGBOUNCER_TX_PORT is not set: run bench/run_profile.sh")
+    return {"OMNITENANT_PG_PORT": port, "OMNITENANT_INVALIDATION_DSN": direct_dsn()}
+
+
+def profile_variant(mode: str, variant: str, seconds: int) -> dict[str, Any]:
+    spec = MODES[mode]
+    port = free_port()
+    out = OUT / f"profile-{mode}-{variant}.prof"
+    env = {**os.environ, **spec["env"], **spec[variant], **mode_env(mode)}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    cmd = [sys.executable, "-m", "bench.bench_profile", "serve", spec["app"], str(port), str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    hosts = ["localhost"] if variant == "plain" else [f"b{i:02d}.localhost" for i in range(50)]
+    try:
+        wait_listening(proc, port)
+        wrk(port, 3, hosts)  # warm-up: pools filled, registry warm
+        proc.send_signal(signal.SIGUSR1)
+        requests = wrk(port, seconds, hosts)
+        proc.send_signal(signal.SIGUSR2)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log(f"{mode}/{variant}: {requests} requests profiled ({requests / seconds:.0f} req/s)")
+    return analyse(out, requests)
+
+
+def report(mode: str, seconds: int, results: dict[str, dict[str, Any]]) -> str:
+    plain, tenant = results["plain"], results["tenant"]
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"### Profile ({mode}): {MODES[mode]['label']}", "",
+        f"Run {now}. Command: `bench/run_profile.sh --mode {mode} --seconds {seconds}`. "
+        "uvicorn (one worker) under cProfile, all threads, wrk `-t2 -c64`; self time per "
+        "request by owning package (profiled: read shares and differences).", "",
+        f"Requests/s under the profiler: plain {plain['requests'] / seconds:.0f}, "
+        f"tenant {tenant['requests'] / seconds:.0f}. Total self time per request: plain "
+        f"{plain['total_us']:.0f} µs, tenant {tenant['total_us']:.0f} µs "
+        f"({tenant['total_us'] / plain['total_us']:.3f}x).", "",
+        "| owner | plain µs/req | tenant µs/req | difference |", "|---|---:|---:|---:|",
+    ]  # fmt: skip
+    owners = sorted(
+        set(plain["owners"]) | set(tenant["owners"]), key=lambda k: -tenant["owners"].get(k, 0)
+    )
+    for name in owners[:14]:
+        a, b = plain["owners"].get(name, 0.0), tenant["owners"].get(name, 0.0)
+        lines.append(f"| {name} | {a:.1f} | {b:.1f} | {b - a:+.1f} |")
+    lines += [
+        "",
+        "omnitenant_async functions in the tenant variant (µs per request, profiled):",
+        "",
+        "| function | cumulative | self | calls / request |",
+        "|---|---:|---:|---:|",
+    ]
+    for cum, own, calls, name in tenant["ours"]:
+        lines.append(f"| `{name}` | {cum:.1f} | {own:.1f} | {calls:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["serve"]:
+        serve(argv[1], int(argv[2]), Path(argv[3]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mode", choices=sorted(MODES), default="entry")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--no-write", dest="write", action="store_false")
+    args = parser.parse_args(argv)
+    OUT.mkdir(exist_ok=True)
+    seed_ours()
+    results = {v: profile_variant(args.mode, v, args.seconds) for v in ("plain", "tenant")}
+    text = report(args.mode, args.seconds, results)
+    print(text)
+    if args.write:
+        with (ROOT / "bench" / "RESULTS.md").open("a") as f:
+            f.write("\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# bench/run_profile.sh: where a request's time goes, plain Django vs the tenant layer, each
+# uvicorn process profiled (cProfile, every thread) under wrk load. See bench/bench_profile.py.
+#
+#   bench/run_profile.sh                          # --mode entry: both through omnitenant_async.asgi
+#   bench/run_profile.sh --mode pooler            # both behind PgBouncer (transaction mode)
+#   bench/run_profile.sh --seconds 5 --no-write   # quick look, nothing appended to RESULTS.md
+set -euo pipefail
+
+here="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+# shellcheck source=../scripts/lib.sh
+source "$here/../scripts/lib.sh"
+cd "$OT_ROOT"
+
+if "$OT_VENV/bin/python" -c 'import django, uvicorn, psycopg, psycopg_pool' 2>/dev/null; then
+    export VIRTUAL_ENV="$OT_VENV" PATH="$OT_VENV/bin:$PATH"
+else
+    ensure_venv
+fi
+if ! ensure_wrk; then
+    ot_err "wrk is required (apt-get install wrk)"
+    exit 1
+fi
+[[ -n ${OMNITENANT_PG_PORT:-} ]] || start_postgres OMNITENANT_PG
+export OMNITENANT_PGUSER="${OMNITENANT_PGUSER:-postgres}"
+if [[ " $* " == *" pooler "* || " $* " == *"--mode=pooler"* ]]; then
+    [[ -n ${OMNITENANT_PGBOUNCER_TX_PORT:-} ]] || start_pgbouncer transaction
+fi
+
+# Not exec: the EXIT trap of lib.sh must still stop the servers afterwards.
+python -m bench.bench_profile "$@"

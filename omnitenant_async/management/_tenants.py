@@ -49,6 +49,62 @@ def get_tenant(tenant_id: str) -> Any:
     return tenant
 
 
+# Ids per ``tenant_id IN (...)`` query: a batch of 10,000 stays far below any parameter limit.
+ID_QUERY_CHUNK = 1000
+
+
+def add_tenant_ids_argument(parser: Any, help: str) -> None:
+    """``--tenant-id ID``, repeatable, into ``options["tenant_ids"]``.
+
+    Read it with :func:`tenant_ids_option`. ``parser`` may be a mutually exclusive group.
+    """
+    parser.add_argument("--tenant-id", action="append", dest="tenant_ids", metavar="ID", help=help)
+
+
+def tenant_ids_option(value: str | Sequence[str] | None) -> list[str]:
+    """``options["tenant_ids"]`` as a list: ``call_command(..., tenant_id="acme")`` passes a str."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def get_tenants(tenant_ids: Iterable[str]) -> list[Any]:
+    """The rows of ``tenant_ids`` (in that order, each once), all checked before any is used.
+
+    An unknown id is a ``CommandError`` naming every unknown one, so a command working on a
+    batch does nothing to it until the whole list is right.
+    """
+    wanted = list(dict.fromkeys(tenant_ids))
+    found: dict[str, Any] = {}
+    with use_master_db():
+        for start in range(0, len(wanted), ID_QUERY_CHUNK):
+            chunk = wanted[start : start + ID_QUERY_CHUNK]
+            rows = get_tenant_model().objects.filter(tenant_id__in=chunk)
+            found.update((tenant.tenant_id, tenant) for tenant in rows)
+    missing = [tenant_id for tenant_id in wanted if tenant_id not in found]
+    if missing:
+        raise CommandError(_unknown_ids_message(missing, len(wanted)))
+    return [found[tenant_id] for tenant_id in wanted]
+
+
+def _unknown_ids_message(missing: list[str], given: int) -> str:
+    names = ", ".join(repr(tenant_id) for tenant_id in missing)
+    head = f"No tenant with id {names}" if len(missing) == 1 else f"No tenants with ids {names}"
+    if given == 1:
+        return f"{head}. List the tenants with `manage.py showtenants`."
+    return (
+        f"{head} ({len(missing)} of the {given} given); nothing was done. Fix or remove them "
+        "(`manage.py showtenants --search TEXT` finds tenants), then run the command again."
+    )
+
+
+def preview_ids(tenant_ids: Sequence[str], shown: int = 5) -> str:
+    """``'a', 'b', 'c' and 997 more``: enough to recognize a long list in one line."""
+    head = ", ".join(repr(tenant_id) for tenant_id in tenant_ids[:shown])
+    rest = len(tenant_ids) - shown
+    return f"{head} and {rest} more" if rest > 0 else head
+
+
 def normalize_domains(domains: Iterable[str]) -> list[str]:
     """Lower-cased, de-duplicated, validated host names (order kept: the first is primary)."""
     result: list[str] = []

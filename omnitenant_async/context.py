@@ -215,6 +215,11 @@ def use_schema(schema_name: str, *, include_public: bool = True) -> tenant_conte
     )
 
 
+def schema_context(schema_name: str, *, include_public: bool = True) -> tenant_context:
+    """Alias of :func:`use_schema` under django-tenants' name (docs/migrating.md)."""
+    return use_schema(schema_name, include_public=include_public)
+
+
 def bind_context[**P, R](func: Callable[P, R]) -> Callable[P, R]:
     """Wrap ``func`` to run in a copy of the *current* context, wherever it is called.
 

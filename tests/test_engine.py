@@ -13,9 +13,9 @@ import pytest
 from django.db import DatabaseError, connection, connections, transaction
 
 from demo.notes.models import Marker, Note
-from omnitenant_async import tenant_context, use_master_db
+from omnitenant_async import schema_context, tenant_context, use_master_db
 from omnitenant_async.backends.postgresql.base import DatabaseWrapper
-from omnitenant_async.exceptions import NoTenantActive
+from omnitenant_async.exceptions import InvalidTenantName, NoTenantActive
 
 pytestmark = [pytest.mark.bug, pytest.mark.usefixtures("tenants")]
 
@@ -359,3 +359,13 @@ def test_server_side_binding_cursors_still_get_the_path(tenants: dict[str, Any])
     finally:
         wrapper.close()
         wrapper.close_pool()
+
+
+def test_schema_context_is_django_tenants_name_for_use_schema(tenants: dict[str, Any]) -> None:
+    with schema_context("t03"):
+        assert Marker.objects.get().tenant_id == "t03"
+        with schema_context("t04", include_public=False):
+            assert Marker.objects.get().tenant_id == "t04"
+        assert Marker.objects.get().tenant_id == "t03"
+    with pytest.raises(InvalidTenantName):
+        schema_context("pg_catalog")

@@ -296,6 +296,26 @@ def check_invalidation(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
     return messages
 
 
+@checks.register()
+def check_registry(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The bound of the registry's found entries (docs/operations.md, "Scale settings")."""
+    config = _config()
+    if config is None:
+        return []  # check_config reports it (E001)
+    bound = config.REGISTRY_MAX_ENTRIES
+    if isinstance(bound, int) and not isinstance(bound, bool) and bound >= 1:
+        return []
+    return [
+        checks.Error(
+            f"OMNITENANT_CONFIG['REGISTRY_MAX_ENTRIES'] is {bound!r}; it must be a whole "
+            "number >= 1 (the most hosts and tenant ids cached per process).",
+            hint="Use at least the number of hosts served within REGISTRY_TTL; the default "
+            "10000 holds about 7 MB (docs/operations.md, Scale settings).",
+            id="omnitenant.E050",
+        )
+    ]
+
+
 @checks.register(checks.Tags.database)
 def check_pooler(
     app_configs: Any = None, databases: Any = None, **kwargs: Any

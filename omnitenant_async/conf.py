@@ -42,6 +42,9 @@ class Config:
     # "transaction" (every transaction carries its own SET LOCAL search_path).
     POOLER: str | None = None
     REGISTRY_TTL: float = 60.0
+    # Found keys (hosts, tenant ids) cached per process, least recently used evicted first;
+    # ~750 bytes each, 7 MB at the default (bench/bench_memory.py).
+    REGISTRY_MAX_ENTRIES: int = 10_000
     REGISTRY_NEGATIVE_TTL: float = 5.0
     REGISTRY_MAX_NEGATIVE: int = 1024
     # Cross-process invalidation (docs/deployment.md): LISTEN in each serving process, on the

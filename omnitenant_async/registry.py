@@ -5,13 +5,15 @@ tenant or domain row is saved or deleted in this process, and, through PostgreSQ
 ``NOTIFY``, in every other process (``omnitenant_async.invalidation``).
 A lookup that fails (database unreachable) caches nothing: it is neither "found" nor "unknown",
 so an outage is never remembered as a flood of unknown tenants.
-Unknown keys are remembered briefly, in a bounded LRU, so a flood of bogus hosts costs one query
-per host per ``REGISTRY_NEGATIVE_TTL`` at most. Expiry is jittered and concurrent misses of one
+Found keys are kept in an LRU of at most ``REGISTRY_MAX_ENTRIES``; unknown keys are remembered
+briefly, in a bounded LRU, so a flood of bogus hosts costs one query per host per
+``REGISTRY_NEGATIVE_TTL`` at most. Expiry is jittered and concurrent misses of one
 key wait for a single query, so entries do not all reload in one burst.
 """
 
 from __future__ import annotations
 
+import heapq
 import random
 import threading
 import time
@@ -36,10 +38,39 @@ def get_domain_model() -> Any:
     return apps.get_model(get_config().DOMAIN_MODEL, require_ready=False)
 
 
+class _Entry:
+    """A found state, its expiry and its last use (``time.monotonic()``), written by hits."""
+
+    __slots__ = ("expires", "state", "used")
+
+    def __init__(self, state: TenantState, expires: float, used: float) -> None:
+        self.state = state
+        self.expires = expires
+        self.used = used
+
+
+def _last_use(item: tuple[tuple[str, str], _Entry]) -> float:
+    return item[1].used
+
+
 class TenantRegistry:
+    """Thread-safe: hits take no lock; every change of the dicts is made under ``_lock``.
+
+    A hit (every request makes one) is a ``dict.get`` and one attribute store on the entry it
+    got, the time of use. It never changes the dict, so it cannot break an insert, eviction or
+    clear made under the lock, with the GIL or in free-threaded builds (whose dicts lock
+    themselves per operation). Eviction, under the lock, drops the entries used longest ago.
+    Two races remain, both harmless: a hit may stamp an entry just evicted, or eviction may
+    read a stamp a moment old and drop an entry being used; either costs one more load, never
+    a wrong tenant (a hit returns the state stored under its own key). ``move_to_end`` on an
+    ``OrderedDict`` per hit would change the shared dict: under the lock every request would
+    contend for it; without, it would rely on each C call being atomic, which only the GIL
+    provides.
+    """
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._found: dict[tuple[str, str], tuple[TenantState, float]] = {}
+        self._found: dict[tuple[str, str], _Entry] = {}
         self._missing: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._generation = 0
         # Striped locks: one query per missing key at a time, with bounded memory.
@@ -56,8 +87,9 @@ class TenantRegistry:
         """The cached state, or ``None`` on a miss; raise when the key is known to be unknown."""
         now = time.monotonic()
         hit = self._found.get(key)
-        if hit is not None and hit[1] > now:
-            return hit[0]
+        if hit is not None and hit.expires > now:
+            hit.used = now  # no lock: see the class docstring
+            return hit.state
         expires = self._missing.get(key)
         if expires is not None and expires > now:
             raise DomainNotFound(key[1]) if key[0] == "domain" else TenantNotFound(*key)
@@ -70,13 +102,28 @@ class TenantRegistry:
                 return
             if state is not None:
                 ttl = config.REGISTRY_TTL * random.uniform(0.8, 1.0)
-                self._found[key] = (state, time.monotonic() + ttl)
+                now = time.monotonic()
+                # Room first, then the insert: the dict never holds more than the bound, not
+                # even for a moment (lock-free readers may count it).
+                if key not in self._found and len(self._found) >= config.REGISTRY_MAX_ENTRIES:
+                    self._evict(config.REGISTRY_MAX_ENTRIES)
+                self._found[key] = _Entry(state, now + ttl, now)
                 self._missing.pop(key, None)
                 return
             self._missing[key] = time.monotonic() + config.REGISTRY_NEGATIVE_TTL
             self._missing.move_to_end(key)
             while len(self._missing) > config.REGISTRY_MAX_NEGATIVE:
                 self._missing.popitem(last=False)
+
+    def _evict(self, bound: int) -> None:
+        """Make room for one entry by dropping the least recently used (under the lock).
+
+        A sixteenth of the bound goes at once: one O(n log k) pass per k inserts instead of a
+        scan of every entry for each insert at the bound.
+        """
+        count = max(len(self._found) - bound + 1, bound // 16)
+        for key, _ in heapq.nsmallest(count, self._found.items(), key=_last_use):
+            del self._found[key]
 
     def _load(self, key: tuple[str, str]) -> TenantState:
         with self._load_locks[hash(key) % len(self._load_locks)]:

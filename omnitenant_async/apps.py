@@ -12,7 +12,10 @@ class OmnitenantAsyncConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            urlconf,  # noqa: F401  (tenant_context switches the URLconf)
+        )
 
         if apps.is_installed("channels"):  # W020/W021 (channels_redis); imports channels
             from .channels import checks as channel_checks  # noqa: F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
@@ -314,6 +315,32 @@ def check_registry(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             id="omnitenant.E050",
         )
     ]
+
+
+@checks.register(checks.Tags.urls)
+def check_urlconfs(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """PUBLIC_URLCONF and TENANT_URLCONF name importable modules (omnitenant_async.urlconf)."""
+    config = _config()
+    if config is None:
+        return []  # check_config reports it (E001)
+    messages: list[checks.CheckMessage] = []
+    for key in ("PUBLIC_URLCONF", "TENANT_URLCONF"):
+        module = getattr(config, key)
+        if module is None:
+            continue
+        try:
+            import_module(module)
+        except Exception as err:  # ImportError, or the module itself failing to import
+            messages.append(
+                checks.Error(
+                    f"OMNITENANT_CONFIG[{key!r}] = {module!r} cannot be imported "
+                    f"({type(err).__name__}: {err}).",
+                    hint="Give the dotted path of a URLconf module, like ROOT_URLCONF, or None "
+                    "for ROOT_URLCONF.",
+                    id="omnitenant.E060",
+                )
+            )
+    return messages
 
 
 @checks.register(checks.Tags.database)

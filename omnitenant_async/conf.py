@@ -35,6 +35,10 @@ class Config:
     # Schemas appended to every tenant's search_path after its own (public is always last).
     EXTRA_SEARCH_PATHS: tuple[str, ...] = ()
     TEMPLATE_SCHEMA: str | None = None
+    # URLconf of the public host / of every tenant (None: ROOT_URLCONF); a tenant's
+    # config["urlconf"] overrides the latter (omnitenant_async.urlconf).
+    PUBLIC_URLCONF: str | None = None
+    TENANT_URLCONF: str | None = None
     # Send ``SET search_path`` in the same message as the next query (no extra round trip).
     PIGGYBACK_SEARCH_PATH: bool = True
     # A connection pooler between the engine and PostgreSQL (docs/deployment.md): None (none,

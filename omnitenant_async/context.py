@@ -126,6 +126,38 @@ def _as_state(tenant: Any) -> TenantState | None:
     return TenantState.from_tenant(tenant)
 
 
+#: ``hook(state)`` run whenever a :class:`tenant_context` is entered; the callable it returns
+#: (if any) is run on exit. Layers above the context subscribe (``urlconf``); the context
+#: itself imports none of them.
+Undo = Callable[[], None]
+ActivationHook = Callable[[TenantState | None], Undo | None]
+_activation_hooks: list[ActivationHook] = []
+
+
+def on_activate(hook: ActivationHook) -> None:
+    """Subscribe ``hook`` to every tenant activation (see :data:`ActivationHook`)."""
+    if hook not in _activation_hooks:
+        _activation_hooks.append(hook)
+
+
+def _run_hooks(state: TenantState | None) -> list[Undo]:
+    undos: list[Undo] = []
+    try:
+        for hook in _activation_hooks:
+            undo = hook(state)
+            if undo is not None:
+                undos.append(undo)
+    except BaseException:
+        _undo(undos)
+        raise
+    return undos
+
+
+def _undo(undos: list[Undo]) -> None:
+    for undo in reversed(undos):
+        undo()
+
+
 class tenant_context:
     """Activate a tenant for a block: ``with tenant_context(t):`` or ``async with``.
 
@@ -137,14 +169,22 @@ class tenant_context:
 
     def __init__(self, tenant: Any) -> None:
         self._state = _as_state(tenant)
-        self._tokens: list[contextvars.Token[TenantState | None]] = []
+        self._tokens: list[
+            tuple[contextvars.Token[TenantState | None], list[Callable[[], None]]]
+        ] = []
 
     @property
     def state(self) -> TenantState | None:
         return self._state
 
     def __enter__(self) -> Any:
-        self._tokens.append(_current.set(self._state))
+        token = _current.set(self._state)
+        try:
+            undos = _run_hooks(self._state) if _activation_hooks else []
+        except BaseException:
+            _current.reset(token)
+            raise
+        self._tokens.append((token, undos))
         return self._state.tenant if self._state is not None else None
 
     def __exit__(
@@ -153,7 +193,11 @@ class tenant_context:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _current.reset(self._tokens.pop())
+        token, undos = self._tokens.pop()
+        try:
+            _undo(undos)
+        finally:
+            _current.reset(token)
 
     async def __aenter__(self) -> Any:
         return self.__enter__()

@@ -29,6 +29,7 @@ from .exceptions import InvalidTenantInput, OmnitenantError, TenantNotFound
 from .invalidation import ensure_listener
 from .registry import registry
 from .resolvers import BaseTenantResolver, RequestInfo, get_resolver
+from .urlconf import UNCHANGED, urlconf_for
 
 logger = logging.getLogger("omnitenant_async.middleware")
 
@@ -124,6 +125,9 @@ class TenantMiddleware:
     ) -> None:
         request.tenant = state.tenant  # type: ignore[attr-defined]
         request.tenant_state = state  # type: ignore[attr-defined]
+        urlconf = urlconf_for(state)
+        if urlconf is not UNCHANGED:  # PUBLIC_URLCONF / TENANT_URLCONF / config["urlconf"]
+            request.urlconf = urlconf
         prefix = resolver.path_prefix(info)
         if prefix:
             request.path_info = request.path_info[len(prefix) :] or "/"

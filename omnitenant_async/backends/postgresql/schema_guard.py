@@ -18,10 +18,10 @@ from typing import Any
 from psycopg import errors, sql
 
 from ...exceptions import TenantSchemaMissing
-from .paths import schema_literal
+from .paths import STATEMENT_CACHE_SIZE, schema_literal
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def statement(schema_name: str) -> str:
     """``SELECT '"name"'::regnamespace``: fails when the schema does not exist."""
     return sql.SQL("SELECT {}::regnamespace").format(schema_literal(schema_name)).as_string(None)

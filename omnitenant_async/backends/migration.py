@@ -1,17 +1,32 @@
-"""Run many tenants' migrations in parallel threads.
+"""Run many tenants' migrations in parallel threads or worker processes.
 
 Threads are safe because the tenant lives in a ContextVar: each job runs in a fresh
 ``contextvars.Context`` and the backend sets the tenant there, so no thread sees another's
 tenant. Each job closes its thread's connections when done (they go back to the pool).
+
+``migrate`` is mostly Python (graph, model states), so threads share one core through the GIL.
+``processes=N`` runs N spawned interpreters instead: each calls ``django.setup()`` and opens
+its own pool (a fresh process, not a fork: nothing of the parent's connections is inherited).
 """
 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import io
+import multiprocessing
+import os
+import pickle
 import time
+import traceback
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import (
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    as_completed,
+)
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +35,12 @@ from django.db import connections
 
 from ..conf import get_config
 
-__all__ = ["TenantMigrationResult", "amigrate_tenants", "migrate_tenants"]
+__all__ = [
+    "TenantMigrationError",
+    "TenantMigrationResult",
+    "amigrate_tenants",
+    "migrate_tenants",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +51,16 @@ class TenantMigrationResult:
     seconds: float
     error: BaseException | None = None
     output: str = ""
+    #: ``error``'s formatted traceback (kept when the error comes back from a worker process).
+    traceback: str = ""
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class TenantMigrationError(Exception):
+    """Stands for an error a worker process could not send back as it was (not picklable)."""
 
 
 #: ``on_progress(done, total, result)``, called in the calling thread as each tenant finishes.
@@ -54,7 +80,11 @@ def _migrate_one(
         )
     except Exception as err:
         return TenantMigrationResult(
-            tenant.tenant_id, time.perf_counter() - start, err, out.getvalue()
+            tenant.tenant_id,
+            time.perf_counter() - start,
+            err,
+            out.getvalue(),
+            "".join(traceback.format_exception(err)),
         )
     finally:
         connections.close_all()
@@ -63,10 +93,76 @@ def _migrate_one(
     )
 
 
+def _start_worker() -> None:
+    """Initializer of a worker process: a spawned interpreter knows no Django yet."""
+    import django
+
+    django.setup()
+
+
+def _migrate_in_worker(
+    tenant: Any, app_label: str | None, migration_name: str | None, verbosity: int
+) -> TenantMigrationResult:
+    """``_migrate_one`` in a worker process; its error must survive the trip to the parent."""
+    result = contextvars.Context().run(_migrate_one, tenant, app_label, migration_name, verbosity)
+    if result.error is None:
+        return result
+    try:
+        pickle.loads(pickle.dumps(result.error))
+    except Exception:
+        error = TenantMigrationError(f"{type(result.error).__name__}: {result.error}")
+        return dataclasses.replace(result, error=error)
+    return result
+
+
+def _workers(count: int | None, tenants: int, what: str) -> int:
+    workers = count if count is not None else get_config().MIGRATION_THREADS
+    if workers < 1:
+        raise ValueError(f"{what} must be at least 1, got {workers}.")
+    return min(workers, max(tenants, 1))
+
+
+def _executor(threads: int | None, processes: int | None, tenants: int) -> Executor:
+    if processes is None:
+        workers = _workers(threads, tenants, "threads")
+        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omnitenant-migrate")
+    if threads is not None:
+        raise ValueError("Pass threads or processes, not both.")
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        raise ValueError(
+            "Worker processes load the settings from DJANGO_SETTINGS_MODULE, which is not set; "
+            "set it, or migrate with threads."
+        )
+    return ProcessPoolExecutor(
+        max_workers=_workers(processes, tenants, "processes"),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+    )
+
+
+def _collect(
+    order: dict[Future[TenantMigrationResult], Any], on_progress: ProgressCallback | None
+) -> dict[Future[TenantMigrationResult], TenantMigrationResult]:
+    """Wait for every job; a job that died (a crashed worker process) counts as a failure."""
+    results: dict[Future[TenantMigrationResult], TenantMigrationResult] = {}
+    for done, future in enumerate(as_completed(order), 1):
+        try:
+            result = future.result()
+        except Exception as err:
+            tenant_id = order[future].tenant_id
+            text = "".join(traceback.format_exception(err))
+            result = TenantMigrationResult(tenant_id, 0.0, err, "", text)
+        results[future] = result
+        if on_progress is not None:
+            on_progress(done, len(order), result)
+    return results
+
+
 def migrate_tenants(
     tenants: Iterable[Any],
     *,
     threads: int | None = None,
+    processes: int | None = None,
     app_label: str | None = None,
     migration_name: str | None = None,
     verbosity: int = 0,
@@ -74,38 +170,37 @@ def migrate_tenants(
 ) -> list[TenantMigrationResult]:
     """Migrate ``tenants`` with ``threads`` workers (default ``MIGRATION_THREADS``).
 
-    A failing tenant does not stop the others; check ``result.ok``. Results come back in the
-    order of ``tenants``.
+    With ``processes=N`` instead, N spawned worker processes (DJANGO_SETTINGS_MODULE must be
+    set; settings overridden in this process are not seen there, nor are signal receivers
+    connected at run time). A failing tenant does not stop the others; check ``result.ok``.
+    Results come back in the order of ``tenants``.
     """
     tenants = list(tenants)
-    workers = threads if threads is not None else get_config().MIGRATION_THREADS
-    if workers < 1:
-        raise ValueError(f"threads must be at least 1, got {workers}.")
-    workers = min(workers, max(len(tenants), 1))
-    order: dict[Future[TenantMigrationResult], int] = {}
-    results: list[TenantMigrationResult | None] = [None] * len(tenants)
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omnitenant-migrate")
+    pool = _executor(threads, processes, len(tenants))
+    job = _migrate_one if processes is None else _migrate_in_worker
+    order: dict[Future[TenantMigrationResult], Any] = {}
     try:
-        for i, tenant in enumerate(tenants):
-            # A fresh context per job: nothing of the caller's (or a previous job's) tenant.
-            job = contextvars.Context().run
-            future = pool.submit(job, _migrate_one, tenant, app_label, migration_name, verbosity)
-            order[future] = i
-        for done, future in enumerate(as_completed(order), 1):
-            result = future.result()
-            results[order[future]] = result
-            if on_progress is not None:
-                on_progress(done, len(tenants), result)
+        for tenant in tenants:
+            if processes is None:
+                # A fresh context per job: nothing of the caller's (or a previous job's) tenant.
+                future = pool.submit(
+                    contextvars.Context().run, job, tenant, app_label, migration_name, verbosity
+                )
+            else:
+                future = pool.submit(job, tenant, app_label, migration_name, verbosity)
+            order[future] = tenant
+        results = _collect(order, on_progress)
     finally:
         # On Ctrl-C (or a failing callback) do not start the tenants still queued.
         pool.shutdown(wait=True, cancel_futures=True)
-    return [r for r in results if r is not None]
+    return [results[future] for future in order]
 
 
 async def amigrate_tenants(
     tenants: Iterable[Any],
     *,
     threads: int | None = None,
+    processes: int | None = None,
     app_label: str | None = None,
     migration_name: str | None = None,
     verbosity: int = 0,
@@ -115,6 +210,7 @@ async def amigrate_tenants(
     return await sync_to_async(migrate_tenants)(
         tenants,
         threads=threads,
+        processes=processes,
         app_label=app_label,
         migration_name=migration_name,
         verbosity=verbosity,

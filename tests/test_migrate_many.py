@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.test.utils import CaptureQueriesContext, override_settings
 from psycopg import sql
@@ -307,3 +307,19 @@ def settings_config() -> dict[str, Any]:
     from django.conf import settings
 
     return dict(settings.OMNITENANT_CONFIG)
+
+
+def test_the_template_is_migrated_even_without_tenants() -> None:
+    """The first tenant will be cloned from it: an empty tenant table is no reason to skip it."""
+    config = {**settings_config(), "TEMPLATE_SCHEMA": TEMPLATE}
+    with override_settings(OMNITENANT_CONFIG=config), use_master_db():
+        with transaction.atomic():  # every tenant gone for the length of this block
+            get_tenant_model().objects.all().delete()
+            out = run(interactive=False)
+            assert re.search(rf"^\[template\] {TEMPLATE} ok", out, re.MULTILINE), out
+            assert "No tenants to migrate." in out
+            expected, _ = expected_migrations()
+            assert expected is not None and applied(TEMPLATE) >= expected
+            transaction.set_rollback(True)
+    assert tenant_count() >= 24
+    execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(TEMPLATE)))

@@ -79,6 +79,8 @@ class Command(BaseCommand):
         with use_master_db():
             tenants = list(get_tenant_model().objects.order_by("tenant_id"))
         if not tenants:
+            if get_config().TEMPLATE_SCHEMA:  # the first tenant is cloned from it: keep it current
+                self._migrate_template(app_label, migration_name)
             self.stdout.write("No tenants to migrate.")
             return
         start = time.perf_counter()

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.bench_http import LUA, OUT, ROOT, free_port, log, lua_args, seed_ours
+from bench.bench_http import LUA, OUT, ROOT, free_port, log, lua_args, run_wrk, seed_ours
 
 MODES: dict[str, dict[str, Any]] = {
     "entry": {
@@ -146,16 +146,10 @@ def wait_listening(proc: subprocess.Popen[bytes], port: int) -> None:
 def wrk(port: int, seconds: int, hosts: list[str]) -> int:
     cmd = ["wrk", "-t2", "-c64", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA),
            f"http://127.0.0.1:{port}{VIEW}", "--", *lua_args(hosts)]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    for line in out.splitlines():
-        if line.startswith("WRK_JSON "):
-            import json
-
-            result = json.loads(line.removeprefix("WRK_JSON "))
-            if sum(result["errors"].values()):
-                raise RuntimeError(f"wrk saw errors: {result['errors']}")
-            return int(result["requests"])
-    raise RuntimeError(f"no WRK_JSON line in wrk output:\n{out}")
+    result = run_wrk(cmd)
+    if result["errors_total"]:
+        raise RuntimeError(f"wrk saw errors: {result['errors']}")
+    return int(result["requests"])
 
 
 def mode_env(mode: str) -> dict[str, str]:

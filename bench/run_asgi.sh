@@ -9,19 +9,7 @@ set -euo pipefail
 here="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 # shellcheck source=../scripts/lib.sh
 source "$here/../scripts/lib.sh"
-cd "$OT_ROOT"
-
-if "$OT_VENV/bin/python" -c 'import django, uvicorn, psycopg, psycopg_pool' 2>/dev/null; then
-    export VIRTUAL_ENV="$OT_VENV" PATH="$OT_VENV/bin:$PATH"
-else
-    ensure_venv
-fi
-if ! ensure_wrk; then
-    ot_err "wrk is required (apt-get install wrk)"
-    exit 1
-fi
-[[ -n ${OMNITENANT_PG_PORT:-} ]] || start_postgres OMNITENANT_PG
-export OMNITENANT_PGUSER="${OMNITENANT_PGUSER:-postgres}"
+bench_prelude
 export OMNITENANT_BENCH_COMMAND="bench/run_asgi.sh${*:+ $*}"
 
 # Not exec: the EXIT trap of lib.sh must still stop PostgreSQL afterwards.

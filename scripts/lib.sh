@@ -10,6 +10,7 @@
 #   start_redis                    # throwaway Redis; exports OMNITENANT_REDIS_URL (if Redis is available)
 #   start_pgbouncer transaction    # throwaway PgBouncer in front of OMNITENANT_PG; exports
 #                                  # OMNITENANT_PGBOUNCER_TX_PORT (session: ..._SESSION_PORT)
+#   bench_prelude                  # a benchmark's .venv, wrk and PostgreSQL (bench/run_*.sh)
 #
 # Everything started here is stopped by `cleanup`, which is installed as the EXIT/INT/TERM
 # trap. It only stops processes whose pids it recorded, and only removes the temp dirs it made.
@@ -393,6 +394,24 @@ ensure_apt() {
 # ensure_wrk: the HTTP load generator used by benchmarks.
 ensure_wrk() {
     ensure_apt wrk
+}
+
+# bench_prelude: what every HTTP benchmark (bench/run_*.sh) needs before it starts: the
+# repository's .venv as it is when it already has what the benchmarks import (else built),
+# wrk, and a throwaway PostgreSQL unless OMNITENANT_PG_PORT names one. Exits if wrk is missing.
+bench_prelude() {
+    cd "$OT_ROOT" || return 1
+    if "$OT_VENV/bin/python" -c 'import django, uvicorn, psycopg, psycopg_pool' 2>/dev/null; then
+        export VIRTUAL_ENV="$OT_VENV" PATH="$OT_VENV/bin:$PATH"
+    else
+        ensure_venv
+    fi
+    if ! ensure_wrk; then
+        ot_err "wrk is required (apt-get install wrk)"
+        exit 1
+    fi
+    [[ -n ${OMNITENANT_PG_PORT:-} ]] || start_postgres OMNITENANT_PG
+    export OMNITENANT_PGUSER="${OMNITENANT_PGUSER:-postgres}"
 }
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.db import connections
 from psycopg import sql
 
 from omnitenant_async import use_master_db
-from omnitenant_async.backends import get_tenant_backend
+from omnitenant_async.provisioning import get_tenant_backend
 from omnitenant_async.utils import get_domain_model, get_tenant_model
 
 
@@ -77,8 +77,8 @@ def create_database_tenant(
 
     A database left over from an earlier run (its tenant row gone) is adopted and migrated.
     """
-    from omnitenant_async.backends.database import DatabaseTenantBackend
     from omnitenant_async.isolation import IsolationType
+    from omnitenant_async.provisioning.database import DatabaseTenantBackend
 
     config = {"database": dict(database or {})}
     Tenant = get_tenant_model()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .context import (
     TenantContext,
+    TenantRef,
     TenantState,
     bind_context,
     get_current_state,
@@ -17,11 +18,14 @@ from .context import (
     use_schema,
     use_tenant,
 )
+from .types import TenantLike
 
 __version__ = "0.1.0"
 
 __all__ = [
     "TenantContext",
+    "TenantLike",
+    "TenantRef",
     "TenantState",
     "bind_context",
     "get_current_state",

@@ -16,10 +16,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, models, transaction
 from django.http import HttpRequest
 
-from .backends import get_tenant_backend
 from .conf import get_config
 from .context import get_current_state
 from .exceptions import OmnitenantError, TenantAlreadyExists
+from .models import BaseTenant
+from .provisioning import get_tenant_backend
 from .registry import get_domain_model, get_tenant_model
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class DomainInline(_TabularInline):
     extra = 1
 
 
-def provision(tenant: Any, *, adopt: bool = True) -> str:
+def provision(tenant: BaseTenant, *, adopt: bool = True) -> str:
     """Create the tenant's schema (or database) and migrate it.
 
     If the storage already exists (e.g. kept by ``deletetenant`` without ``--drop``), migrate it
@@ -166,7 +167,7 @@ class TenantAdmin(PublicOnlyAdminMixin):
         for tenant in queryset:
             self._provision_one(request, tenant, adopt=True)
 
-    def _provision_one(self, request: HttpRequest, tenant: Any, *, adopt: bool) -> None:
+    def _provision_one(self, request: HttpRequest, tenant: BaseTenant, *, adopt: bool) -> None:
         try:
             done = provision(tenant, adopt=adopt)
         except TenantAlreadyExists:

@@ -12,15 +12,18 @@ class OmnitenantAsyncConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imported here, not at the top: Django imports this module before any model can be,
+        # and these modules reach models and database settings.
         from . import (
             checks,  # noqa: F401  (registers the system checks)
             urlconf,  # noqa: F401  (tenant_context switches the URLconf)
         )
+        from .engines import database_settings  # noqa: F401  (builds database tenants' state)
 
         if apps.is_installed("channels"):  # W020/W021 (channels_redis); imports channels
             from .channels import checks as channel_checks  # noqa: F401
         from .conf import get_config
-        from .registry import invalidate_registry
+        from .invalidation import invalidate_registry
 
         try:
             config = get_config()

@@ -140,7 +140,7 @@ def release_thread() -> None:
     ``atomic`` block left open is rolled back and forgotten, and the wrapper is left as a new
     one would be, so the next request on this thread starts clean. Connections shared with
     other threads (``inc_thread_sharing()``) are left to whoever shared them, as
-    ``backends.leases`` does.
+    ``engines.leases`` does.
     """
 
     for conn in connections.all(initialized_only=True):

@@ -31,10 +31,11 @@ from celery._state import get_current_worker_task
 from celery.result import AsyncResult
 from celery.signals import before_task_publish
 
-from .context import TenantState, get_current_state, tenant_context, use_master_db
+from .context import TenantRef, TenantState, get_current_state, tenant_context, use_master_db
 from .exceptions import TenantNotFound
 from .registry import get_tenant_model, registry
 from .task_errors import TaskTenantNotFound
+from .types import TenantLike
 
 __all__ = [
     "HEADER_ISOLATION",
@@ -57,7 +58,7 @@ _in_body: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
-def tenant_headers(tenant: Any) -> dict[str, str]:
+def tenant_headers(tenant: TenantRef | str) -> dict[str, str]:
     """The headers that carry ``tenant`` (an instance, a ``TenantState``, an id or ``None``)."""
     if tenant is None or tenant == _NO_TENANT:
         return {HEADER_TENANT_ID: _NO_TENANT, HEADER_ISOLATION: ""}
@@ -168,7 +169,7 @@ class TenantAwareTask(Task):  # type: ignore[misc]
         return await self.aapply_async(args, kwargs)
 
 
-def _tenant_ids(tenants: Iterable[Any] | None) -> Iterator[str]:
+def _tenant_ids(tenants: Iterable[TenantLike | str] | None) -> Iterator[str]:
     if tenants is not None:
         for tenant in tenants:
             yield tenant if isinstance(tenant, str) else tenant.tenant_id
@@ -183,7 +184,7 @@ def for_each_tenant(
     args: Iterable[Any] = (),
     kwargs: dict[str, Any] | None = None,
     *,
-    tenants: Iterable[Any] | None = None,
+    tenants: Iterable[TenantLike | str] | None = None,
     **options: Any,
 ) -> list[AsyncResult]:
     """Queue ``task`` once per tenant (every tenant row, schema and database alike).
@@ -198,7 +199,7 @@ def for_each_tenant(
     ]
 
 
-def run_for_tenant(task: Task, tenant: Any, *args: Any, **kwargs: Any) -> AsyncResult:
+def run_for_tenant(task: Task, tenant: TenantLike | str, *args: Any, **kwargs: Any) -> AsyncResult:
     """Queue ``task(*args, **kwargs)`` for one tenant (an instance or an id), e.g. from a shell."""
     tenant_id = tenant if isinstance(tenant, str) else tenant.tenant_id
     return task.apply_async(args, kwargs, **{OPTION: tenant_id})

@@ -11,6 +11,13 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+from .asgi import configured_threads, pool_max_size
+from .conf import KNOWN_KEYS, get_config
+from .engines.budget import connection_budget, server_connection_limit
+from .engines.postgresql.pooler import POOLER_MODES, behind_pooler
+from .models import BaseDomain, BaseTenant
+from .resolvers import get_resolver
+
 ENGINES = ("omnitenant_async.backends.postgresql",)
 DATABASE_ENGINE = "omnitenant_async.backends.postgresql_dbs"
 ROUTER = "omnitenant_async.routers.TenantRouter"
@@ -23,8 +30,6 @@ if TYPE_CHECKING:
 def _config() -> Config | None:
     """The configuration, or ``None`` when it is broken: ``check_config`` reports that (E001)
     once, and the other checks, which need a configuration, stay silent."""
-    from .conf import get_config
-
     try:
         return get_config()
     except ImproperlyConfigured:
@@ -33,10 +38,6 @@ def _config() -> Config | None:
 
 @checks.register()
 def check_config(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from .conf import get_config
-    from .models import BaseDomain, BaseTenant
-    from .resolvers import get_resolver
-
     try:
         config = get_config()
     except ImproperlyConfigured as err:
@@ -72,8 +73,6 @@ def check_config(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 @checks.register()
 def check_unknown_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """A misspelt key would otherwise be ignored silently, leaving its default in force."""
-    from .conf import KNOWN_KEYS
-
     raw = getattr(settings, "OMNITENANT_CONFIG", None)
     if not isinstance(raw, dict):
         return []  # E001
@@ -204,8 +203,6 @@ def check_database_tenants(
         ]
     if not databases or config.MASTER_DB_ALIAS not in databases:
         return []  # the budget check needs the server: `check --database default`, migrate
-    from .backends.budget import connection_budget, server_connection_limit
-
     budget = connection_budget()
     try:
         limit = server_connection_limit(config.MASTER_DB_ALIAS)
@@ -348,8 +345,6 @@ def check_pooler(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
     """POOLER's value and what a transaction pooler needs; with ``--database``, detection."""
-    from .backends.postgresql.pooler import POOLER_MODES, behind_pooler
-
     config = _config()
     if config is None:
         return []  # check_config reports it (E001)
@@ -416,8 +411,6 @@ def _detect_pooler(alias: str, behind_pooler: Any) -> list[checks.CheckMessage]:
 @checks.register()
 def check_asgi_threads(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """More reused request threads (omnitenant_async.asgi) than pooled connections."""
-    from .asgi import configured_threads, pool_max_size
-
     try:
         threads = configured_threads()
     except ImproperlyConfigured as err:

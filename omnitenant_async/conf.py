@@ -65,7 +65,7 @@ class Config:
     DATABASE_POOL_SIZE: int = 2
     DATABASE_POOL_MAX_IDLE: float = 60.0
     DATABASE_POOL_TIMEOUT: float = 10.0
-    # Check each pooled connection of a tenant database on checkout (backends/health.py).
+    # Check each pooled connection of a tenant database on checkout (engines/health.py).
     DATABASE_POOL_CHECK: bool = True
     DATABASE_NAME_PREFIX: str = "tenant_"
     # Clone new tenant databases from this (migrated) database instead of an empty one.
@@ -136,9 +136,3 @@ def get_config() -> Config:
 def _reset_config(*, setting: str, **kwargs: Any) -> None:
     if setting in ("OMNITENANT_CONFIG", "DATABASES"):
         get_config.cache_clear()
-        from .registry import registry
-
-        registry.clear()
-        from .routers import clear_scope_cache
-
-        clear_scope_cache()

@@ -19,8 +19,12 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .exceptions import NoTenantActive
 from .isolation import IsolationType
+from .types import TenantLike
+from .validators import validate_schema_identifier
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -35,34 +39,43 @@ class TenantState:
     tenant_id: str | None
     isolation_type: IsolationType = IsolationType.SCHEMA
     schema_name: str = PUBLIC_SCHEMA
-    # Database tenants: key of the tenant's database and its connection settings.
-    database: str | None = None
+    # Database tenants: the pool key of the tenant's database (user@host:port/name) and its
+    # connection settings.
+    pool_key: str | None = None
     db_settings: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
     # Public schema appended to the search_path (off while migrating a tenant schema).
     include_public: bool = True
-    tenant: Any = field(default=None, compare=False, hash=False, repr=False)
+    tenant: TenantLike | None = field(default=None, compare=False, hash=False, repr=False)
 
     @classmethod
-    def from_tenant(cls, tenant: Any) -> TenantState:
-        """Build the state of a tenant model instance (a ``BaseTenant`` subclass)."""
-        isolation = IsolationType(tenant.isolation_type)
-        if isolation == IsolationType.DATABASE:
-            from .backends.database_settings import database_state_kwargs
+    def from_tenant(cls, tenant: TenantLike) -> TenantState:
+        """Build the state of a tenant model instance (a ``BaseTenant`` subclass).
 
-            return cls(tenant.tenant_id, isolation, tenant=tenant, **database_state_kwargs(tenant))
-        return cls(tenant.tenant_id, isolation, schema_name=tenant.tenant_id, tenant=tenant)
+        Each isolation type registers its builder (:func:`register_state_builder`), so this
+        module knows nothing of engines: a database tenant's state comes from
+        ``engines.database_settings``, which the app config imports when Django starts.
+        """
+        isolation = IsolationType(tenant.isolation_type)
+        try:
+            build = _state_builders[isolation]
+        except KeyError:
+            raise ImproperlyConfigured(
+                f"No TenantState builder for isolation type {isolation.value!r}: add "
+                "'omnitenant_async' to INSTALLED_APPS (its ready() registers them)."
+            ) from None
+        return build(tenant)
 
     @property
     def is_public(self) -> bool:
         """True for the public schema of the master database (no tenant)."""
-        return self.schema_name == PUBLIC_SCHEMA and self.database is None
+        return self.schema_name == PUBLIC_SCHEMA and self.pool_key is None
 
     @property
     def cache_prefix(self) -> str:
         if self.tenant_id is not None:
             return f"t.{self.tenant_id}"
-        if self.database is not None:
-            return f"d.{self.database}"
+        if self.pool_key is not None:
+            return f"d.{self.pool_key}"
         return f"s.{self.schema_name}"
 
     def with_own_tenant(self) -> TenantState:
@@ -77,7 +90,26 @@ class TenantState:
         return dataclasses.replace(self, tenant=_own_copy(self.tenant))
 
 
-def _own_copy(instance: Any) -> Any:
+StateBuilder = Callable[[TenantLike], TenantState]
+_state_builders: dict[IsolationType, StateBuilder] = {}
+
+
+def register_state_builder(isolation: IsolationType, build: StateBuilder) -> None:
+    """Say how a tenant of ``isolation`` becomes a :class:`TenantState` (one builder per type)."""
+    _state_builders[isolation] = build
+
+
+def _schema_state(tenant: TenantLike) -> TenantState:
+    """A schema tenant lives in the schema named after its id: the ground case, built in."""
+    return TenantState(
+        tenant.tenant_id, IsolationType.SCHEMA, schema_name=tenant.tenant_id, tenant=tenant
+    )
+
+
+register_state_builder(IsolationType.SCHEMA, _schema_state)
+
+
+def _own_copy[T](instance: T) -> T:
     """A shallow model copy whose mutable field values (JSON dicts and lists) are copied too."""
     clone = copy.copy(instance)
     for name, value in vars(clone).items():
@@ -109,16 +141,20 @@ def require_state() -> TenantState:
     return state
 
 
-def get_current_tenant() -> Any:
+def get_current_tenant() -> TenantLike | None:
     """The active tenant model instance, or ``None`` (no tenant, or the public schema)."""
     state = _current.get()
     return state.tenant if state is not None else None
 
 
-def _as_state(tenant: Any) -> TenantState | None:
+#: What activates a tenant: its row, a state the library built, or ``None`` for no tenant.
+TenantRef = TenantLike | TenantState | None
+
+
+def _as_state(tenant: object) -> TenantState | None:
     if tenant is None or isinstance(tenant, TenantState):
         return tenant
-    if not hasattr(tenant, "tenant_id") or not hasattr(tenant, "isolation_type"):
+    if not isinstance(tenant, TenantLike):
         raise TypeError(
             f"tenant_context() needs a tenant model instance, a TenantState or None, "
             f"not {tenant!r}."
@@ -167,7 +203,7 @@ class tenant_context:
 
     __slots__ = ("_state", "_tokens")
 
-    def __init__(self, tenant: Any) -> None:
+    def __init__(self, tenant: TenantRef) -> None:
         self._state = _as_state(tenant)
         self._tokens: list[
             tuple[contextvars.Token[TenantState | None], list[Callable[[], None]]]
@@ -177,7 +213,7 @@ class tenant_context:
     def state(self) -> TenantState | None:
         return self._state
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> TenantLike | None:
         token = _current.set(self._state)
         try:
             undos = _run_hooks(self._state) if _activation_hooks else []
@@ -199,7 +235,7 @@ class tenant_context:
         finally:
             _current.reset(token)
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self) -> TenantLike | None:
         return self.__enter__()
 
     async def __aexit__(
@@ -229,7 +265,7 @@ class tenant_context:
         return inner
 
 
-def use_tenant(tenant: Any) -> tenant_context:
+def use_tenant(tenant: TenantRef) -> tenant_context:
     """Alias of :class:`tenant_context` (django-omnitenant's name)."""
     return tenant_context(tenant)
 
@@ -250,8 +286,6 @@ def use_schema(schema_name: str, *, include_public: bool = True) -> tenant_conte
     Any valid PostgreSQL schema name works (``acme_corp`` included); ``"public"`` is the
     public state, and the system schemas are refused.
     """
-    from .validators import validate_schema_identifier
-
     if schema_name != PUBLIC_SCHEMA:
         validate_schema_identifier(schema_name)
     return tenant_context(
@@ -281,7 +315,7 @@ def bind_context[**P, R](func: Callable[P, R]) -> Callable[P, R]:
     return inner
 
 
-def spawn[R](coro: Coroutine[Any, Any, R], *, tenant: Any) -> asyncio.Task[R]:
+def spawn[R](coro: Coroutine[Any, Any, R], *, tenant: TenantRef) -> asyncio.Task[R]:
     """Start a task in a fresh context holding only ``tenant`` (explicit, may be ``None``).
 
     A task created with ``asyncio.create_task`` keeps whatever tenant was active when it was

@@ -63,19 +63,3 @@ class TenantSchemaMissing(TenantNotFound, Http404):
 
     def __init__(self, schema_name: str) -> None:
         super().__init__("schema", schema_name)
-
-
-for _cls in (
-    OmnitenantError,
-    TenantNotFound,
-    DomainNotFound,
-    InvalidTenantInput,
-    NoTenantActive,
-    InvalidTenantName,
-    TenantAlreadyExists,
-    TenantProvisioningError,
-    TenantSwitchInTransaction,
-    TenantSchemaMissing,
-):
-    _cls.__module__ = "omnitenant_async.exceptions"
-del _cls

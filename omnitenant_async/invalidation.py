@@ -237,3 +237,9 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def invalidate_registry(**kwargs: Any) -> None:
+    """Signal receiver: drop the cache here now, and in every process once the change commits."""
+    sender = kwargs.get("sender")
+    notify(kwargs.get("using"), sender._meta.label if sender is not None else "")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import models
 
 from .conf import get_config
+from .exceptions import InvalidTenantName
 from .isolation import IsolationType
 from .validators import django_validate_tenant_id, validate_domain, validate_schema_name
+
+if TYPE_CHECKING:
+    from django.db.models.fields.related_descriptors import RelatedManager
 
 
 class TenantQuerySetManager(models.Manager[Any]):
@@ -45,6 +49,9 @@ class BaseTenant(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TenantQuerySetManager()
+    # The reverse of the concrete domain model's FK (related_name="domains"); typed here
+    # because the abstract model cannot declare it.
+    domains: RelatedManager[Any]
 
     class Meta:
         abstract = True
@@ -65,8 +72,6 @@ class BaseTenant(models.Model):
     def validate_tenant_id(self) -> None:
         """Raise ``ValidationError`` (on field ``tenant_id``) unless the id can be a tenant."""
         from django.core.exceptions import ValidationError
-
-        from .exceptions import InvalidTenantName
 
         try:
             validate_schema_name(self.tenant_id)

@@ -22,6 +22,8 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.apps import apps
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from .conf import get_config
 from .context import PUBLIC, TenantState, use_public_schema
@@ -186,9 +188,8 @@ class TenantRegistry:
 registry = TenantRegistry()
 
 
-def invalidate_registry(**kwargs: Any) -> None:
-    """Signal receiver: drop the cache here now, and in every process once the change commits."""
-    from .invalidation import notify
-
-    sender = kwargs.get("sender")
-    notify(kwargs.get("using"), sender._meta.label if sender is not None else "")
+@receiver(setting_changed)
+def _clear_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    """Tests that override the tenant config or databases must not see states built from the old."""
+    if setting in ("OMNITENANT_CONFIG", "DATABASES"):
+        registry.clear()

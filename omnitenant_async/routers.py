@@ -17,7 +17,9 @@ import functools
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import models
+from django.core.signals import setting_changed
+from django.db import connections, models
+from django.dispatch import receiver
 
 from .conf import get_config
 from .context import get_current_state
@@ -40,8 +42,27 @@ def scope_of_app(app_label: str) -> Scope:
     return Scope.TENANT
 
 
+def tenant_alias() -> str:
+    """The virtual alias serving every database tenant (``TENANT_DB_ALIAS``)."""
+    alias = get_config().TENANT_DB_ALIAS
+    if alias not in connections.settings:
+        raise ImproperlyConfigured(
+            f"A database tenant is active but DATABASES has no {alias!r} alias. Add "
+            f"DATABASES[{alias!r}] = {{'ENGINE': 'omnitenant_async.backends.postgresql_dbs', "
+            "'CONN_MAX_AGE': 0}, or set OMNITENANT_CONFIG['TENANT_DB_ALIAS']."
+        )
+    return alias
+
+
 def clear_scope_cache() -> None:
     scope_of_app.cache_clear()
+
+
+@receiver(setting_changed)
+def _clear_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    """An app's scope comes from OMNITENANT_CONFIG; a test that overrides it needs it again."""
+    if setting in ("OMNITENANT_CONFIG", "DATABASES"):
+        clear_scope_cache()
 
 
 def scope_of(model: type[models.Model]) -> Scope:
@@ -66,9 +87,7 @@ class TenantRouter:
                     "['SHARED_APPS'] or ['MASTER_APPS'] if it is not per-tenant data."
                 )
             return config.MASTER_DB_ALIAS
-        if state.database is not None:
-            from .backends.database_settings import tenant_alias
-
+        if state.pool_key is not None:
             return tenant_alias()
         return config.MASTER_DB_ALIAS
 
@@ -90,7 +109,7 @@ class TenantRouter:
             return False  # `check` reports omnitenant.E001; nothing migrates meanwhile
         state = get_current_state()
         in_tenant = state is not None and not state.is_public
-        on_database_tenant = state is not None and state.database is not None
+        on_database_tenant = state is not None and state.pool_key is not None
         if on_database_tenant or db == get_config().TENANT_DB_ALIAS:
             # A database tenant's tenant and shared apps migrate in its own database only.
             return (

@@ -15,10 +15,11 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient, Client
 
-from .backends import get_tenant_backend
 from .context import tenant_context, use_master_db
 from .isolation import IsolationType
 from .management._tenants import create_tenant, primary_domain
+from .models import BaseTenant
+from .provisioning import get_tenant_backend
 from .registry import get_tenant_model
 
 __all__ = [
@@ -66,7 +67,7 @@ async def acreate_test_tenant(
     )
 
 
-def drop_test_tenant(tenant: Any) -> None:
+def drop_test_tenant(tenant: BaseTenant) -> None:
     """Delete a tenant (a row or a tenant id), its domains and its data; no error if gone.
 
     Given an id with no row, a leftover schema of that name is dropped.
@@ -80,11 +81,11 @@ def drop_test_tenant(tenant: Any) -> None:
     get_tenant_backend(row).delete(drop=True)
 
 
-async def adrop_test_tenant(tenant: Any) -> None:
+async def adrop_test_tenant(tenant: BaseTenant) -> None:
     await sync_to_async(drop_test_tenant)(tenant)
 
 
-def _host_of(tenant: Any, host: str | None) -> str:
+def _host_of(tenant: BaseTenant, host: str | None) -> str:
     host = host or primary_domain(tenant)
     if host is None:
         raise ValueError(
@@ -95,7 +96,7 @@ def _host_of(tenant: Any, host: str | None) -> str:
 
 @contextmanager
 def tenant_client(
-    tenant: Any, *, host: str | None = None, **client_kwargs: Any
+    tenant: BaseTenant, *, host: str | None = None, **client_kwargs: Any
 ) -> Iterator[Client]:
     """Activate ``tenant`` for the block and yield a ``Client`` sending its primary domain."""
     client = Client(headers={"host": _host_of(tenant, host)}, **client_kwargs)
@@ -122,7 +123,7 @@ class HostAsyncClient(AsyncClient):
 
 @asynccontextmanager
 async def async_tenant_client(
-    tenant: Any, *, host: str | None = None, **client_kwargs: Any
+    tenant: BaseTenant, *, host: str | None = None, **client_kwargs: Any
 ) -> AsyncIterator[HostAsyncClient]:
     """Async twin of :func:`tenant_client`: yields a :class:`HostAsyncClient`."""
     client = HostAsyncClient(await sync_to_async(_host_of)(tenant, host), **client_kwargs)

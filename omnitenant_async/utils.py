@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .backends import get_tenant_backend
+from .provisioning import get_tenant_backend
 from .registry import get_domain_model, get_tenant_model
 
 __all__ = ["get_domain_model", "get_tenant_backend", "get_tenant_model"]

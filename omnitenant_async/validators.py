@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from .conf import get_config
 from .exceptions import InvalidTenantName
 
 DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -83,8 +84,6 @@ def validate_schema_identifier(value: str) -> None:
 
 def validate_schema_name(value: str) -> None:
     """Like :func:`validate_tenant_id`; also refuses the configured template schema."""
-    from .conf import get_config
-
     validate_tenant_id(value)
     if value == get_config().TEMPLATE_SCHEMA:
         raise InvalidTenantName(f"Schema {value!r} is the template schema; it cannot be a tenant.")

@@ -156,7 +156,7 @@ async def test_async_api_is_scoped_under_interleaved_tasks(cache: BaseCache) -> 
             assert await cache.adelete("name")
 
     states = [TenantState(f"t{i}", schema_name=f"t{i}") for i in range(3)]
-    states += [TenantState(f"d{i}", database=f"u@h:5432/d{i}") for i in range(3)]
+    states += [TenantState(f"d{i}", pool_key=f"u@h:5432/d{i}") for i in range(3)]
     await asyncio.gather(*(tenant_work(s, 8) for s in states))
     for state in states:
         async with tenant_context(state):

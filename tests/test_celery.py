@@ -20,13 +20,13 @@ from celery import chain, chord, group
 from django.db import connections
 
 from omnitenant_async import tenant_context, use_master_db
-from omnitenant_async.backends import get_tenant_backend
 from omnitenant_async.celery import (
     HEADER_TENANT_ID,
     for_each_tenant,
     run_for_tenant,
     tenant_headers,
 )
+from omnitenant_async.provisioning import get_tenant_backend
 from omnitenant_async.utils import get_tenant_model
 
 from .celery_worker import Worker, require_redis, results, worker_fixture

@@ -24,7 +24,7 @@ from django.db import connection
 from django.db.models.signals import post_migrate
 
 from omnitenant_async import get_current_state, tenant_context, use_master_db
-from omnitenant_async.backends.migration import migrate_tenants
+from omnitenant_async.provisioning.migration import migrate_tenants
 from omnitenant_async.signals import tenant_migrated
 from omnitenant_async.testing import create_test_tenant, drop_test_tenant
 from omnitenant_async.utils import get_domain_model, get_tenant_model

@@ -55,9 +55,10 @@ def test_nesting_restores_exactly() -> None:
 
 
 def test_model_instance_and_facade() -> None:
-    class FakeTenant:
+    class FakeTenant:  # any object with TenantLike's attributes will do
         tenant_id = "acme"
         isolation_type = 0
+        config: dict[str, object] = {}
 
     tenant = FakeTenant()
     with TenantContext.use_tenant(tenant) as entered:

@@ -22,8 +22,8 @@ from django.db import connections
 from django.urls import path as route
 
 from omnitenant_async import get_current_state, tenant_context
-from omnitenant_async.backends import get_tenant_backend
 from omnitenant_async.channels import TenantConsumerMixin, TenantMiddleware
+from omnitenant_async.provisioning import get_tenant_backend
 
 from .channels.harness import HARNESSES, Socket, close_all, connect_all, recv_all
 from .database_helpers import drop_databases_like, main_server, prefix, second_server

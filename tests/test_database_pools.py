@@ -21,11 +21,11 @@ from django.db import OperationalError, connections
 from django.test import override_settings
 
 from omnitenant_async import tenant_context
-from omnitenant_async.backends import get_tenant_backend
-from omnitenant_async.backends._pools import registry
-from omnitenant_async.backends.budget import connection_budget
 from omnitenant_async.context import TenantState
+from omnitenant_async.engines.budget import connection_budget
+from omnitenant_async.engines.pools import pool_registry
 from omnitenant_async.isolation import IsolationType
+from omnitenant_async.provisioning import get_tenant_backend
 from omnitenant_async.utils import get_domain_model, get_tenant_model
 
 from .conftest import Server
@@ -67,7 +67,7 @@ def pool_tenants(tenants: dict[str, Any], server: PgServer) -> Iterator[list[Any
     backend = get_tenant_backend(template)
     backend.create(run_migrations=True)
     connections.close_all()
-    registry.close_all()  # no connection may stay open on a template
+    pool_registry.close_all()  # no connection may stay open on a template
     backend.delete(drop=False)  # keep the database, not the tenant row
     names = [db_name(i) for i in range(N_DATABASES)]
     clone_databases(server, template_name, names)
@@ -90,7 +90,7 @@ def pool_tenants(tenants: dict[str, Any], server: PgServer) -> Iterator[list[Any
     )
     yield created
     Tenant.objects.filter(tenant_id__in=[t.tenant_id for t in created]).delete()
-    registry.close_all()
+    pool_registry.close_all()
     drop_databases(server, [*names, template_name], threads=16)
 
 
@@ -136,18 +136,18 @@ def test_lru_evicts_idle_pools_never_one_with_a_checkout(
     pool_tenants: list[Any], server: PgServer
 ) -> None:
     a, b, c, d = pool_tenants[:4]
-    keys = {t.tenant_id: TenantState.from_tenant(t).database for t in (a, b, c, d)}
-    registry.close_all()
-    evicted = registry.evicted
+    keys = {t.tenant_id: TenantState.from_tenant(t).pool_key for t in (a, b, c, d)}
+    pool_registry.close_all()
+    evicted = pool_registry.evicted
     with small_pools(DATABASE_POOL_MAX_POOLS=2, DATABASE_POOL_SIZE=1):
         thread, _, release, seen = in_thread_holding(a)
         try:
             assert read_marker(b) == "p001"
-            assert registry.keys() == [keys["p000"], keys["p001"]]
+            assert pool_registry.keys() == [keys["p000"], keys["p001"]]
             # a is the least recently used, but its connection is checked out: b goes.
             assert read_marker(c) == "p002"
-            assert registry.keys() == [keys["p000"], keys["p002"]]
-            assert registry.evicted == evicted + 1
+            assert pool_registry.keys() == [keys["p000"], keys["p002"]]
+            assert pool_registry.evicted == evicted + 1
             conns = client_connections(server, prefix() + "pool_")
             assert conns == {db_name(0): 1, db_name(2): 1}
         finally:
@@ -156,14 +156,14 @@ def test_lru_evicts_idle_pools_never_one_with_a_checkout(
         assert seen == ["p000", "p000"]
         # Now a is idle and least recently used: it is the one to go.
         assert read_marker(d) == "p003"
-        assert registry.keys() == [keys["p002"], keys["p003"]]
+        assert pool_registry.keys() == [keys["p002"], keys["p003"]]
         assert client_connections(server, prefix() + "pool_") == {db_name(2): 1, db_name(3): 1}
-    registry.close_all()
+    pool_registry.close_all()
 
 
 def test_busy_pools_make_a_new_database_wait_then_time_out(pool_tenants: list[Any]) -> None:
     a, b = pool_tenants[10], pool_tenants[11]
-    registry.close_all()
+    pool_registry.close_all()
     with small_pools(DATABASE_POOL_MAX_POOLS=1, DATABASE_POOL_TIMEOUT=0.5):
         thread, _, release, _ = in_thread_holding(a)
         try:
@@ -179,7 +179,7 @@ def test_busy_pools_make_a_new_database_wait_then_time_out(pool_tenants: list[An
         finally:
             release.set()
             thread.join()
-    registry.close_all()
+    pool_registry.close_all()
 
 
 def test_budget_setting_and_system_check() -> None:

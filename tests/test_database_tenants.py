@@ -21,15 +21,13 @@ from django.db import close_old_connections, connections, transaction
 from django.test import override_settings
 
 from omnitenant_async import tenant_context, use_master_db
-from omnitenant_async.backends import get_tenant_backend
-from omnitenant_async.backends._pools import registry
-from omnitenant_async.backends.database import DatabaseTenantBackend
-from omnitenant_async.backends.database_settings import (
-    database_state_kwargs,
+from omnitenant_async.context import TenantState
+from omnitenant_async.engines.database_settings import (
+    database_state,
     default_database_name,
     validate_database_name,
 )
-from omnitenant_async.context import TenantState
+from omnitenant_async.engines.pools import pool_registry
 from omnitenant_async.exceptions import (
     InvalidTenantName,
     NoTenantActive,
@@ -38,6 +36,8 @@ from omnitenant_async.exceptions import (
     TenantSwitchInTransaction,
 )
 from omnitenant_async.isolation import IsolationType
+from omnitenant_async.provisioning import get_tenant_backend
+from omnitenant_async.provisioning.database import DatabaseTenantBackend
 from omnitenant_async.routers import TenantRouter
 from omnitenant_async.signals import tenant_created, tenant_deleted, tenant_migrated
 from omnitenant_async.utils import get_tenant_model
@@ -103,12 +103,13 @@ def unsaved(tenant_id: str, database: dict[str, Any]) -> Any:
 
 def test_connection_settings_come_from_config_with_master_defaults() -> None:
     master = settings.DATABASES["default"]
-    kwargs = database_state_kwargs(unsaved("acme-co", {"HOST": "10.1.2.3", "PASSWORD": "s3cret"}))
-    db = kwargs["db_settings"]
+    state = database_state(unsaved("acme-co", {"HOST": "10.1.2.3", "PASSWORD": "s3cret"}))
+    db = state.db_settings
+    assert db is not None
     assert db["NAME"] == "tenant_acme_co"
     assert (db["HOST"], db["PORT"], db["USER"]) == ("10.1.2.3", master["PORT"], master["USER"])
     assert "pool" not in db["OPTIONS"]  # the master's pool options are per alias
-    assert kwargs["database"] == f"{master['USER']}@10.1.2.3:{master['PORT']}/tenant_acme_co"
+    assert state.pool_key == f"{master['USER']}@10.1.2.3:{master['PORT']}/tenant_acme_co"
     assert "s3cret" not in repr(db) and "s3cret" not in repr(TenantState("x", db_settings=db))
 
 
@@ -120,9 +121,9 @@ def test_database_names_are_validated_and_long_ids_stay_unique() -> None:
         with pytest.raises(InvalidTenantName):
             validate_database_name(bad)
     with pytest.raises(InvalidTenantName):
-        database_state_kwargs(unsaved("evil", {"NAME": "a b"}))
+        database_state(unsaved("evil", {"NAME": "a b"}))
     with pytest.raises(ImproperlyConfigured, match="unknown config"):
-        database_state_kwargs(unsaved("typo", {"HOTS": "x"}))
+        database_state(unsaved("typo", {"HOTS": "x"}))
 
 
 def test_router_migrates_database_tenants_in_their_own_database(
@@ -174,16 +175,16 @@ def test_switching_tenant_gives_the_connection_back_to_its_pool(
     with tenant_context(db_tenants["dba"]):
         current_database()
         first = wrapper.connection
-    key_a = TenantState.from_tenant(db_tenants["dba"]).database
-    assert registry.in_use()[key_a] == 1  # still held: nothing asked for another database
+    key_a = TenantState.from_tenant(db_tenants["dba"]).pool_key
+    assert pool_registry.in_use()[key_a] == 1  # still held: nothing asked for another database
     with tenant_context(db_tenants["dbc"]):
         assert current_database()[0] == prefix() + "dbc"
         assert wrapper.connection is not first
-    assert registry.in_use()[key_a] == 0
+    assert pool_registry.in_use()[key_a] == 0
     close_old_connections()  # no tenant now: Django's bookkeeping must still work
     wrapper.close()
     assert wrapper.connection is None
-    assert all(n == 0 for n in registry.in_use().values())
+    assert all(n == 0 for n in pool_registry.in_use().values())
 
 
 def test_no_database_tenant_fails_closed(
@@ -340,7 +341,7 @@ def test_template_database_is_cloned(db_tenants: dict[str, Any]) -> None:
 
     server = main_server()
     template = prefix() + "dbb"
-    registry.close(TenantState.from_tenant(db_tenants["dbb"]).database)  # no idle connections
+    pool_registry.close(TenantState.from_tenant(db_tenants["dbb"]).pool_key)  # no idle connections
     tenant = unsaved("dbclone", {**server.database_config(prefix() + "dbclone")})
     config = {**settings.OMNITENANT_CONFIG, "DATABASE_TEMPLATE": template}
     with override_settings(OMNITENANT_CONFIG=config):
@@ -395,7 +396,7 @@ async def test_mixed_schema_and_database_tenants_under_concurrent_requests(
 
 def test_no_thread_leaks_pools_for_database_tenants(db_tenants: dict[str, Any]) -> None:
     """Each open pool runs two threads (scheduler + one worker); closed pools stop theirs."""
-    registry.close_all()
+    pool_registry.close_all()
     before = {t.name for t in threading.enumerate() if t.name.startswith("ot:")}
     assert before == set()
     with tenant_context(db_tenants["dba"]):
@@ -403,5 +404,5 @@ def test_no_thread_leaks_pools_for_database_tenants(db_tenants: dict[str, Any]) 
     connections["tenants"].close()
     names = {t.name for t in threading.enumerate() if t.name.startswith("ot:")}
     assert len(names) == 2
-    registry.close_all()
+    pool_registry.close_all()
     assert {t.name for t in threading.enumerate() if t.name.startswith("ot:")} == set()

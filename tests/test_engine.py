@@ -14,7 +14,7 @@ from django.db import DatabaseError, connection, connections, transaction
 
 from demo.notes.models import Marker, Note
 from omnitenant_async import schema_context, tenant_context, use_master_db
-from omnitenant_async.backends.postgresql.base import DatabaseWrapper
+from omnitenant_async.engines.postgresql.base import DatabaseWrapper
 from omnitenant_async.exceptions import InvalidTenantName, NoTenantActive
 
 pytestmark = [pytest.mark.bug, pytest.mark.usefixtures("tenants")]

@@ -54,7 +54,7 @@ def manage(code: str) -> tuple[float, float]:
     """Run ``code`` in ``manage.py shell`` (another process); return (before, after) times."""
     script = (
         "import time\nfrom demo.customers.models import Domain, Tenant\n"
-        "from omnitenant_async.backends import get_tenant_backend\n"
+        "from omnitenant_async.provisioning import get_tenant_backend\n"
         "print('T0', time.time(), flush=True)\n" + code + "\nprint('T1', time.time(), flush=True)"
     )
     return _times(

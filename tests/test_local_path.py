@@ -18,9 +18,9 @@ from django.db import DatabaseError, connection, transaction
 from django.test import override_settings
 
 from omnitenant_async import tenant_context, use_master_db
-from omnitenant_async.backends.postgresql.base import DatabaseWrapper
-from omnitenant_async.backends.postgresql.local_path import TransactionPoolerUnsupported
-from omnitenant_async.backends.postgresql.pooler import behind_pooler
+from omnitenant_async.engines.postgresql.base import DatabaseWrapper
+from omnitenant_async.engines.postgresql.local_path import TransactionPoolerUnsupported
+from omnitenant_async.engines.postgresql.pooler import behind_pooler
 
 pytestmark = pytest.mark.usefixtures("tenants")
 

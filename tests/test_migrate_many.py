@@ -22,11 +22,11 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from psycopg import sql
 
 from omnitenant_async import use_master_db
-from omnitenant_async.backends import get_tenant_backend
-from omnitenant_async.backends.migration import migrate_tenants
-from omnitenant_async.backends.migration_state import expected_migrations, pending_schemas
-from omnitenant_async.backends.schema import SchemaTenantBackend
 from omnitenant_async.management.commands.migratealltenants import eta_seconds, format_duration
+from omnitenant_async.provisioning import get_tenant_backend
+from omnitenant_async.provisioning.migration import migrate_tenants
+from omnitenant_async.provisioning.migration_state import expected_migrations, pending_schemas
+from omnitenant_async.provisioning.schema import SchemaTenantBackend
 from omnitenant_async.testing import create_test_tenant, drop_test_tenant
 from omnitenant_async.utils import get_tenant_model
 

@@ -22,7 +22,7 @@ import pytest
 from django.db import DatabaseError, connection
 
 from omnitenant_async import tenant_context
-from omnitenant_async.backends.postgresql.base import DatabaseWrapper
+from omnitenant_async.engines.postgresql.base import DatabaseWrapper
 
 pytestmark = pytest.mark.usefixtures("tenants")
 

@@ -10,8 +10,8 @@ from django.db import connection
 
 from demo.notes.models import Marker
 from omnitenant_async import tenant_context, use_master_db
-from omnitenant_async.backends import get_tenant_backend
 from omnitenant_async.exceptions import InvalidTenantName, TenantAlreadyExists
+from omnitenant_async.provisioning import get_tenant_backend
 from omnitenant_async.signals import tenant_created, tenant_deleted, tenant_migrated
 from omnitenant_async.utils import get_tenant_model
 
@@ -111,7 +111,7 @@ def test_reserved_and_invalid_names_refused(bad: str) -> None:
 
 
 def test_failed_migration_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch) -> None:
-    from omnitenant_async.backends.schema import SchemaTenantBackend
+    from omnitenant_async.provisioning.schema import SchemaTenantBackend
 
     def broken(self: Any, *args: Any, **kwargs: Any) -> None:
         raise RuntimeError("migration failed")

@@ -24,8 +24,8 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.models import Index
 
 from omnitenant_async import tenant_context
-from omnitenant_async.backends.postgresql.base import DatabaseWrapper
-from omnitenant_async.backends.postgresql.search_path import can_piggyback
+from omnitenant_async.engines.postgresql.base import DatabaseWrapper
+from omnitenant_async.engines.postgresql.search_path import can_piggyback
 
 from .conftest import ROOT
 

@@ -1,21 +1,32 @@
-"""Provisioning backends: create, migrate and delete a tenant's schema or database."""
+"""The documented ENGINE paths, kept stable while the code lives elsewhere.
+
+``DATABASES[...]["ENGINE"]`` names ``omnitenant_async.backends.postgresql`` (schema tenants) or
+``omnitenant_async.backends.postgresql_dbs`` (database tenants); Django imports ``<ENGINE>.base``.
+The engines themselves are in :mod:`omnitenant_async.engines`, provisioning in
+:mod:`omnitenant_async.provisioning`.
+"""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from ..isolation import IsolationType
-from .base import BaseTenantBackend
-
-__all__ = ["BaseTenantBackend", "get_tenant_backend"]
+_MOVED = {"BaseTenantBackend", "get_tenant_backend"}
 
 
-def get_tenant_backend(tenant: Any) -> BaseTenantBackend:
-    """The backend for ``tenant``'s isolation type (schema or database)."""
-    if IsolationType(tenant.isolation_type) == IsolationType.DATABASE:
-        from .database import DatabaseTenantBackend
+def __getattr__(name: str) -> Any:
+    """``from omnitenant_async.backends import get_tenant_backend`` still works, with a warning.
 
-        return DatabaseTenantBackend(tenant)
-    from .schema import SchemaTenantBackend
+    Imported lazily: Django imports this package for the ENGINE while it loads models, before
+    provisioning (which needs the tenant model) can be.
+    """
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"omnitenant_async.backends.{name} moved to omnitenant_async.provisioning.{name}.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    from .. import provisioning  # lazy on purpose, see above
 
-    return SchemaTenantBackend(tenant)
+    return getattr(provisioning, name)

@@ -15,6 +15,8 @@ from typing import Any
 
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 
+from ..conf import get_config
+
 logger = logging.getLogger("omnitenant_async.channels")
 
 #: The host, header, path or query parameter cannot name a tenant at all (HTTP 400).
@@ -52,8 +54,6 @@ async def reject(
     body = text.encode()
     headers = [(b"content-type", b"text/plain; charset=utf-8")]
     if status == 503:
-        from ..conf import get_config
-
         headers.append((b"retry-after", str(get_config().RETRY_AFTER).encode()))
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": status, "headers": headers,

@@ -29,7 +29,8 @@ from ..invalidation import ensure_listener, subscribe
 from ..registry import registry
 from ..resolvers import RequestInfo, get_resolver
 from .codes import CLOSE_NO_TENANT, CLOSE_TENANT_CHANGED, CLOSE_UNKNOWN_TENANT, logger, reject
-from .groups import TENANT_KEY, stamp, tenant_group
+from .groups import TENANT_KEY, is_foreign, stamp, tenant_group
+from .middleware import aresolve
 from .threads import configured_threads, executor_for
 
 
@@ -99,7 +100,7 @@ class TenantConsumerMixin:
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         state = self._tenant_state
-        if TENANT_KEY in message and message[TENANT_KEY] != state.tenant_id:
+        if is_foreign(message, state):
             logger.warning(
                 "Dropped a %r event for tenant %r sent to a consumer of tenant %r.",
                 message.get("type"), message[TENANT_KEY], state.tenant_id,
@@ -258,8 +259,6 @@ async def _current_state(scope: Mapping[str, Any], old: TenantState) -> TenantSt
     if old.tenant_id is None and "tenant_state" not in scope:
         return old
     if "tenant_state" in scope:  # our middleware: the same resolution as a new connection
-        from .middleware import aresolve
-
         return await aresolve(get_resolver(), RequestInfo.from_scope(scope))
     assert old.tenant_id is not None
     return await registry.aget_by_tenant_id(old.tenant_id)

@@ -17,7 +17,7 @@ from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
-from ..context import TenantState, require_state
+from ..context import TenantRef, TenantState, require_state
 
 #: What channel layers accept (``BaseChannelLayer.group_name_regex``).
 GROUP_NAME_RE = re.compile(r"[a-zA-Z\d\-_.]+")  # fullmatch: "$" would allow a final "\n"
@@ -29,7 +29,7 @@ _DIGEST_LENGTH = 32  # hex characters of sha1 kept for long names (128 bits)
 TENANT_KEY = "tenant"
 
 
-def state_of(tenant: Any = None) -> TenantState:
+def state_of(tenant: TenantRef = None) -> TenantState:
     """The state for a tenant model instance or state; the active one when ``None``."""
     if tenant is None:
         return require_state()
@@ -43,7 +43,7 @@ def state_of(tenant: Any = None) -> TenantState:
     return TenantState.from_tenant(tenant)
 
 
-def tenant_group(name: str, tenant: Any = None) -> str:
+def tenant_group(name: str, tenant: TenantRef = None) -> str:
     """The layer group name of ``name`` for ``tenant`` (default: the active tenant).
 
     ``t.<tenant_id>.<name>``; beyond 99 characters the tail is replaced by a sha1 digest of the
@@ -61,7 +61,7 @@ def tenant_group(name: str, tenant: Any = None) -> str:
     return f"{head}.{digest}"
 
 
-def stamp(event: Mapping[str, Any], tenant: Any = None) -> dict[str, Any]:
+def stamp(event: Mapping[str, Any], tenant: TenantRef = None) -> dict[str, Any]:
     """A copy of ``event`` carrying the tenant id under ``"tenant"``."""
     if "type" not in event:
         raise ValueError("A channel-layer event needs a 'type' key naming its handler.")
@@ -84,7 +84,11 @@ def _layer(alias: str) -> Any:
 
 
 async def agroup_send(
-    name: str, event: Mapping[str, Any], *, tenant: Any = None, alias: str = DEFAULT_CHANNEL_LAYER
+    name: str,
+    event: Mapping[str, Any],
+    *,
+    tenant: TenantRef = None,
+    alias: str = DEFAULT_CHANNEL_LAYER,
 ) -> None:
     """Send ``event`` to the tenant's group ``name`` from anywhere (a view, a task)."""
     state = state_of(tenant)
@@ -92,7 +96,11 @@ async def agroup_send(
 
 
 def group_send(
-    name: str, event: Mapping[str, Any], *, tenant: Any = None, alias: str = DEFAULT_CHANNEL_LAYER
+    name: str,
+    event: Mapping[str, Any],
+    *,
+    tenant: TenantRef = None,
+    alias: str = DEFAULT_CHANNEL_LAYER,
 ) -> None:
     """Sync twin of :func:`agroup_send`."""
     state = state_of(tenant)

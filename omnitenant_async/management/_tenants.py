@@ -9,11 +9,12 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import CommandError
 from django.db import DatabaseError, transaction
 
-from ..backends import get_tenant_backend
 from ..conf import get_config
 from ..context import use_master_db
 from ..exceptions import OmnitenantError, TenantAlreadyExists, TenantProvisioningError
 from ..isolation import IsolationType
+from ..models import BaseTenant
+from ..provisioning import get_tenant_backend
 from ..registry import get_domain_model, get_tenant_model
 from ..validators import validate_domain, validate_tenant_id
 
@@ -59,6 +60,15 @@ def add_tenant_ids_argument(parser: Any, help: str) -> None:
     Read it with :func:`tenant_ids_option`. ``parser`` may be a mutually exclusive group.
     """
     parser.add_argument("--tenant-id", action="append", dest="tenant_ids", metavar="ID", help=help)
+
+
+def add_drop_arguments(parser: Any, help: str) -> None:
+    """``--drop`` (``help`` says what is lost) and ``--noinput`` to skip its confirmation."""
+    parser.add_argument("--drop", action="store_true", help=help)
+    parser.add_argument(
+        "--noinput", "--no-input", action="store_false", dest="interactive",
+        help="Do not ask to confirm --drop.",
+    )  # fmt: skip
 
 
 def tenant_ids_option(value: str | Sequence[str] | None) -> list[str]:
@@ -141,7 +151,7 @@ def check_free_domains(domains: Iterable[str]) -> list[str]:
     return normalized
 
 
-def storage_label(tenant: Any) -> str:
+def storage_label(tenant: BaseTenant) -> str:
     """``'schema' 'acme'`` or ``'database' 'tenant_acme'``: what holds the tenant's data."""
     backend = get_tenant_backend(tenant)
     if IsolationType(tenant.isolation_type) == IsolationType.DATABASE:
@@ -149,7 +159,7 @@ def storage_label(tenant: Any) -> str:
     return f"schema {tenant.tenant_id!r}"
 
 
-def storage_exists(tenant: Any) -> bool:
+def storage_exists(tenant: BaseTenant) -> bool:
     """Whether the tenant's schema or database is already there (with or without a row)."""
     return bool(cast(Any, get_tenant_backend(tenant)).exists())
 
@@ -204,7 +214,7 @@ def create_tenant(
     return tenant
 
 
-def _refuse_leftover(tenant: Any) -> None:
+def _refuse_leftover(tenant: BaseTenant) -> None:
     """A schema/database of that name with no tenant row: say how to adopt or drop it."""
     if storage_exists(tenant):
         label = storage_label(tenant)
@@ -216,7 +226,9 @@ def _refuse_leftover(tenant: Any) -> None:
         )
 
 
-def _adopt(tenant: Any, *, run_migrations: bool, verbosity: int, stdout: TextIO | None) -> None:
+def _adopt(
+    tenant: BaseTenant, *, run_migrations: bool, verbosity: int, stdout: TextIO | None
+) -> None:
     """Save the row over an existing schema/database and migrate it; undo only the row."""
     if not storage_exists(tenant):
         raise TenantProvisioningError(
@@ -232,13 +244,13 @@ def _adopt(tenant: Any, *, run_migrations: bool, verbosity: int, stdout: TextIO 
         raise
 
 
-def _forget_row(tenant: Any) -> None:
+def _forget_row(tenant: BaseTenant) -> None:
     with use_master_db():
         type(tenant).objects.filter(pk=tenant.pk).delete()
     tenant.pk = None
 
 
-def primary_domain(tenant: Any) -> str | None:
+def primary_domain(tenant: BaseTenant) -> str | None:
     """The tenant's primary domain, else its first one, else ``None``."""
     with use_master_db():
         domains = sorted(tenant.domains.all(), key=lambda d: (not d.is_primary, d.pk))

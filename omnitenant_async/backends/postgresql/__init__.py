@@ -1,0 +1,1 @@
+"""Schema-per-tenant engine: ``ENGINE = "omnitenant_async.backends.postgresql"``."""

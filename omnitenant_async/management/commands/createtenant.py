@@ -6,6 +6,7 @@ from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ...models import BaseTenant
 from .._tenants import (
     ISOLATION_NAMES,
     USER_ERRORS,
@@ -112,7 +113,7 @@ class Command(BaseCommand):
         )
         return tenant_id, name, domains, isolation
 
-    def _report(self, tenant: Any, migrated: bool, adopted: bool) -> None:
+    def _report(self, tenant: BaseTenant, migrated: bool, adopted: bool) -> None:
         domains = ", ".join(d.domain for d in tenant.domains.order_by("-is_primary", "pk"))
         verb = "Adopted" if adopted else "Created"
         self.stdout.write(

@@ -7,10 +7,12 @@ from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...backends import get_tenant_backend
 from ...isolation import IsolationType
+from ...models import BaseTenant
+from ...provisioning import get_tenant_backend
 from .._tenants import (
     USER_ERRORS,
+    add_drop_arguments,
     add_tenant_ids_argument,
     ask,
     error_message,
@@ -34,13 +36,7 @@ class Command(BaseCommand):
             help="Also delete the tenants listed in PATH, one id a line ('-': stdin; blank "
             "lines and # comments are ignored).",
         )  # fmt: skip
-        parser.add_argument(
-            "--drop", action="store_true", help="Also drop the schemas or databases: ALL data."
-        )
-        parser.add_argument(
-            "--noinput", "--no-input", action="store_false", dest="interactive",
-            help="Do not ask to confirm --drop.",
-        )  # fmt: skip
+        add_drop_arguments(parser, "Also drop the schemas or databases: ALL data.")
 
     def handle(self, *args: Any, drop: bool, **options: Any) -> None:
         stdin = options.get("stdin") or sys.stdin
@@ -90,7 +86,7 @@ class Command(BaseCommand):
                 "deleted."
             )
 
-    def _delete(self, tenant: Any, drop: bool) -> str | None:
+    def _delete(self, tenant: BaseTenant, drop: bool) -> str | None:
         """Delete one tenant and print its line; the error message if it failed."""
         try:
             get_tenant_backend(tenant).delete(drop=drop)
@@ -112,7 +108,7 @@ class Command(BaseCommand):
             )
         return None
 
-    def _delete_reporting(self, tenant: Any, drop: bool) -> str | None:
+    def _delete_reporting(self, tenant: BaseTenant, drop: bool) -> str | None:
         """:meth:`_delete`, printing a failure on stderr (and going on with the next tenant)."""
         error = self._delete(tenant, drop)
         if error is not None:
@@ -125,7 +121,7 @@ class Command(BaseCommand):
         return message
 
 
-def storage_kind(tenant: Any) -> str:
+def storage_kind(tenant: BaseTenant) -> str:
     return IsolationType(tenant.isolation_type).label.lower()
 
 

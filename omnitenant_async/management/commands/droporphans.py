@@ -9,15 +9,15 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from ...backends import get_tenant_backend
-from ...backends.database import DatabaseTenantBackend
-from ...backends.database_settings import RESERVED_DATABASES, database_settings_for
 from ...conf import get_config
 from ...context import use_master_db
+from ...engines.database_settings import RESERVED_DATABASES, database_settings_for
 from ...isolation import IsolationType
+from ...provisioning import get_tenant_backend
+from ...provisioning.database import DatabaseTenantBackend
 from ...registry import get_tenant_model
 from ...validators import is_dns_label, validate_tenant_id
-from .._tenants import USER_ERRORS, ask, error_message
+from .._tenants import USER_ERRORS, add_drop_arguments, ask, error_message
 
 # A probe tenant id: only used to reach the tenant databases' server, never saved.
 _PROBE_ID = "droporphans-probe"
@@ -43,13 +43,7 @@ class Command(BaseCommand):
             "names", nargs="*", metavar="name",
             help="Only these orphans (schema or database names); default: all listed.",
         )  # fmt: skip
-        parser.add_argument(
-            "--drop", action="store_true", help="Drop them: ALL their data is lost."
-        )
-        parser.add_argument(
-            "--noinput", "--no-input", action="store_false", dest="interactive",
-            help="Do not ask to confirm --drop.",
-        )  # fmt: skip
+        add_drop_arguments(parser, "Drop them: ALL their data is lost.")
 
     def handle(self, *args: Any, names: list[str], drop: bool, **options: Any) -> None:
         orphans = _select(find_orphans(), names)

@@ -7,14 +7,15 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
-from ...backends.migration import TenantMigrationResult, migrate_tenants
-from ...backends.migration_state import (
+from ...conf import get_config
+from ...context import use_master_db
+from ...provisioning.clone import migrate_template
+from ...provisioning.migration import TenantMigrationResult, migrate_tenants
+from ...provisioning.migration_state import (
     MigrationTargetError,
     PendingTenants,
     find_pending_tenants,
 )
-from ...conf import get_config
-from ...context import use_master_db
 from ...registry import get_tenant_model
 from .._tenants import ask, can_prompt
 
@@ -162,8 +163,6 @@ class Command(BaseCommand):
 
     def _migrate_template(self, app_label: str | None, migration_name: str | None) -> None:
         """First: tenants created meanwhile are cloned from a current template."""
-        from ...backends.clone import migrate_template
-
         t0 = time.perf_counter()
         try:
             template = migrate_template(app_label, migration_name, verbosity=0)

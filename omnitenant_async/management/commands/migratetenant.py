@@ -5,8 +5,10 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...backends import get_tenant_backend
+from ...conf import get_config
 from ...context import tenant_context
+from ...provisioning import get_tenant_backend
+from ...provisioning.clone import migrate_template
 from .._tenants import USER_ERRORS, error_message, get_tenant, raw_stream
 
 
@@ -68,9 +70,6 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Tenant {tenant_id!r} migrated."))
 
     def _migrate_template(self, app_label: str | None, name: str | None, verbosity: int) -> None:
-        from ...backends.clone import migrate_template
-        from ...conf import get_config
-
         if not get_config().TEMPLATE_SCHEMA:
             raise CommandError("OMNITENANT_CONFIG['TEMPLATE_SCHEMA'] is not set; no template.")
         template = migrate_template(

@@ -3,7 +3,7 @@
 With more than one tenant each run is buffered and printed when it ends, under a ``[tenant_id]``
 header, so runs in parallel threads never interleave. Each run gets a fresh
 ``contextvars.Context`` (the tenant is a ContextVar, so no thread sees another's) and closes its
-connections when done, as ``backends.migration`` does.
+connections when done, as ``provisioning.migration`` does.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from ...context import tenant_context, use_master_db
+from ...models import BaseTenant
 from ...registry import get_tenant_model
 from .._tenants import (
     add_tenant_ids_argument,
@@ -157,7 +158,7 @@ def describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def run_in(tenant: Any, subcommand: str, args: Sequence[str]) -> TenantRun:
+def run_in(tenant: BaseTenant, subcommand: str, args: Sequence[str]) -> TenantRun:
     """Run the command inside ``tenant``, its output buffered; never raises (but Ctrl-C)."""
     out, err = io.StringIO(), io.StringIO()
     try:

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import DatabaseError, connections
 
 from ..conf import get_config
+from ..context import use_master_db
 
 # psycopg_pool's default size, which Django uses for ``OPTIONS["pool"] = True``.
 _PSYCOPG_POOL_DEFAULT = 4
@@ -51,8 +52,6 @@ def connection_budget() -> ConnectionBudget:
 
 def server_connection_limit(alias: str) -> int | None:
     """``max_connections`` minus the superuser reserve on ``alias``'s server; None if unknown."""
-    from ..context import use_master_db
-
     try:
         with use_master_db(), connections[alias].temporary_connection() as cursor:
             cursor.execute(

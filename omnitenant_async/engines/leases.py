@@ -19,7 +19,7 @@ import sys
 import threading
 from typing import Any
 
-logger = logging.getLogger("omnitenant_async.backends")
+logger = logging.getLogger("omnitenant_async.engines")
 
 
 class _Leases:

@@ -10,16 +10,16 @@ from psycopg import errors, sql
 
 from ..conf import get_config
 from ..context import TenantState
-from ..exceptions import TenantAlreadyExists, TenantProvisioningError
-from ._pools import registry
-from .base import BaseTenantBackend
-from .database_settings import (
+from ..engines.database_settings import (
     DatabaseSettings,
     database_key,
     database_settings_for,
-    tenant_alias,
     validate_database_name,
 )
+from ..engines.pools import pool_registry
+from ..exceptions import TenantAlreadyExists, TenantProvisioningError
+from ..routers import tenant_alias
+from .base import BaseTenantBackend
 
 
 class DatabaseTenantBackend(BaseTenantBackend):
@@ -102,7 +102,7 @@ class DatabaseTenantBackend(BaseTenantBackend):
         held = wrapper.connection
         if held is not None and getattr(held, "_ot_db", None) == key:
             wrapper.close()
-        registry.close(key)
+        pool_registry.close(key)
 
     def exists(self) -> bool:
         with self._server() as conn:

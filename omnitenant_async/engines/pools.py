@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import forks
 
-__all__ = ["ExitAwareConnection", "PoolBudgetExhausted", "PoolRegistry", "registry"]
+__all__ = ["ExitAwareConnection", "PoolBudgetExhausted", "PoolRegistry", "pool_registry"]
 
 # How long close() waits for the server to end the backend (it normally takes under 1 ms).
 BACKEND_EXIT_WAIT = 1.0
@@ -217,7 +217,7 @@ def _close_pool(pool: ConnectionPool) -> None:
     pool.close(timeout=5.0)
 
 
-registry = PoolRegistry()
-forks.on_fork(registry.forget_all)
+pool_registry = PoolRegistry()
+forks.on_fork(pool_registry.forget_all)
 # Close pools while their threads can still stop (psycopg_pool waits 5 s for them at exit).
-atexit.register(registry.close_all)
+atexit.register(pool_registry.close_all)

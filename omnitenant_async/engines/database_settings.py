@@ -17,14 +17,16 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from ..conf import get_config
+from ..context import TenantState, register_state_builder
 from ..exceptions import InvalidTenantName
+from ..isolation import IsolationType
+from ..types import TenantLike
 
 __all__ = [
     "DatabaseSettings",
     "database_settings_for",
-    "database_state_kwargs",
+    "database_state",
     "default_database_name",
-    "tenant_alias",
     "validate_database_name",
 ]
 
@@ -57,18 +59,6 @@ class DatabaseSettings(Mapping[str, Any]):
     def __repr__(self) -> str:
         shown = {k: ("***" if k == "PASSWORD" and v else v) for k, v in self._data.items()}
         return f"DatabaseSettings({shown!r})"
-
-
-def tenant_alias() -> str:
-    """The virtual alias serving every database tenant (``TENANT_DB_ALIAS``)."""
-    alias = get_config().TENANT_DB_ALIAS
-    if alias not in connections.settings:
-        raise ImproperlyConfigured(
-            f"A database tenant is active but DATABASES has no {alias!r} alias. Add "
-            f"DATABASES[{alias!r}] = {{'ENGINE': 'omnitenant_async.backends.postgresql_dbs', "
-            "'CONN_MAX_AGE': 0}, or set OMNITENANT_CONFIG['TENANT_DB_ALIAS']."
-        )
-    return alias
 
 
 def default_database_name(tenant_id: str) -> str:
@@ -107,7 +97,7 @@ def _base_settings() -> dict[str, Any]:
     return merged
 
 
-def database_settings_for(tenant: Any) -> DatabaseSettings:
+def database_settings_for(tenant: TenantLike) -> DatabaseSettings:
     """The merged connection settings of a database tenant (validated)."""
     own = (tenant.config or {}).get("database") or {}
     if not isinstance(own, Mapping):
@@ -135,7 +125,16 @@ def database_key(db: Mapping[str, Any]) -> str:
     return f"{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-def database_state_kwargs(tenant: Any) -> dict[str, Any]:
-    """The ``TenantState`` fields of a database tenant (used by ``TenantState.from_tenant``)."""
+def database_state(tenant: TenantLike) -> TenantState:
+    """The state of a database tenant (``TenantState.from_tenant``'s builder for the type)."""
     db = database_settings_for(tenant)
-    return {"database": database_key(db), "db_settings": db}
+    return TenantState(
+        tenant.tenant_id,
+        IsolationType.DATABASE,
+        pool_key=database_key(db),
+        db_settings=db,
+        tenant=tenant,
+    )
+
+
+register_state_builder(IsolationType.DATABASE, database_state)

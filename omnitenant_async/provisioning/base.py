@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any, Literal, TextIO
+from typing import Literal, TextIO
 
 from asgiref.sync import sync_to_async
 from django.core.management import call_command
 
 from ..conf import get_config
 from ..context import TenantState, tenant_context, use_master_db
+from ..models import BaseTenant
 from ..signals import tenant_created, tenant_deleted, tenant_migrated
 from ..validators import validate_schema_name
 
@@ -28,7 +29,7 @@ class BaseTenantBackend:
     thread (``sync_to_async``), so they can be awaited from async views and consumers.
     """
 
-    def __init__(self, tenant: Any) -> None:
+    def __init__(self, tenant: BaseTenant) -> None:
         self.tenant = tenant
         self.provisioned_why = ""
 

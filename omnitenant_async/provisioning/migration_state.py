@@ -22,6 +22,9 @@ from psycopg import sql
 
 from ..conf import get_config
 from ..context import use_master_db
+from ..models import BaseTenant
+from . import get_tenant_backend
+from .schema import SchemaTenantBackend
 
 __all__ = [
     "BATCH_SIZE",
@@ -188,7 +191,7 @@ def pending_schemas(
 
 
 def find_pending_tenants(
-    tenants: Iterable[Any],
+    tenants: Iterable[BaseTenant],
     app_label: str | None = None,
     migration_name: str | None = None,
     *,
@@ -200,8 +203,6 @@ def find_pending_tenants(
     is checked with the others. Raises :class:`MigrationTargetError` when the arguments name
     nothing to migrate, and ``DatabaseError`` when the check cannot read the catalog.
     """
-    from . import get_tenant_backend
-    from .schema import SchemaTenantBackend
 
     start = time.perf_counter()
     tenants = list(tenants)

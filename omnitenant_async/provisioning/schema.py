@@ -11,6 +11,7 @@ from ..context import TenantState, use_master_db
 from ..exceptions import TenantAlreadyExists, TenantProvisioningError
 from ..validators import validate_schema_name
 from .base import BaseTenantBackend
+from .clone import clone_plan
 
 logger = logging.getLogger("omnitenant_async.provisioning")
 
@@ -32,25 +33,26 @@ class SchemaTenantBackend(BaseTenantBackend):
         with use_master_db(), connection.cursor() as cursor:
             cursor.execute(statement.as_string(cursor.cursor.connection))
 
+    def _already_exists(self) -> TenantAlreadyExists:
+        return TenantAlreadyExists(
+            f"Schema {self.schema_name!r} already exists. Delete it with "
+            f"get_tenant_backend(tenant).delete(drop=True), or pick another tenant_id."
+        )
+
     def create_storage(self) -> None:
         validate_schema_name(self.schema_name)
         try:
             self._execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema_name)))
         except DatabaseError as err:
             if isinstance(err.__cause__, errors.DuplicateSchema):
-                raise TenantAlreadyExists(
-                    f"Schema {self.schema_name!r} already exists. Delete it with "
-                    f"get_tenant_backend(tenant).delete(drop=True), or pick another tenant_id."
-                ) from err
+                raise self._already_exists() from err
             raise TenantProvisioningError(
                 f"Could not create schema {self.schema_name!r}: {err}. The database role needs "
                 "the CREATE privilege on the database."
             ) from err
 
     def clone_storage(self) -> tuple[bool, str]:
-        """Copy the template schema in one transaction (backends/clone.py), if it is current."""
-        from .clone import clone_plan
-
+        """Copy the template schema in one transaction (provisioning/clone.py), if it is current."""
         validate_schema_name(self.schema_name)
         plan, why = clone_plan(self.migration_alias)
         if plan is None:
@@ -65,10 +67,7 @@ class SchemaTenantBackend(BaseTenantBackend):
                 cursor.execute(plan.statement(self.schema_name, cursor.cursor.connection))
         except DatabaseError as err:
             if isinstance(err.__cause__, errors.DuplicateSchema):
-                raise TenantAlreadyExists(
-                    f"Schema {self.schema_name!r} already exists. Delete it with "
-                    f"get_tenant_backend(tenant).delete(drop=True), or pick another tenant_id."
-                ) from err
+                raise self._already_exists() from err
             # Rolled back: nothing was created. Migrating still gives a working tenant.
             logger.warning(
                 "Cloning tenant %r failed (%s); migrating it instead.", self.schema_name, err

@@ -30,10 +30,13 @@ from concurrent.futures import (
 from dataclasses import dataclass
 from typing import Any
 
+import django
 from asgiref.sync import sync_to_async
 from django.db import connections
 
 from ..conf import get_config
+from ..models import BaseTenant
+from . import get_tenant_backend
 
 __all__ = [
     "TenantMigrationError",
@@ -68,10 +71,8 @@ ProgressCallback = Callable[[int, int, TenantMigrationResult], None]
 
 
 def _migrate_one(
-    tenant: Any, app_label: str | None, migration_name: str | None, verbosity: int
+    tenant: BaseTenant, app_label: str | None, migration_name: str | None, verbosity: int
 ) -> TenantMigrationResult:
-    from . import get_tenant_backend
-
     out = io.StringIO()
     start = time.perf_counter()
     try:
@@ -93,15 +94,8 @@ def _migrate_one(
     )
 
 
-def _start_worker() -> None:
-    """Initializer of a worker process: a spawned interpreter knows no Django yet."""
-    import django
-
-    django.setup()
-
-
 def _migrate_in_worker(
-    tenant: Any, app_label: str | None, migration_name: str | None, verbosity: int
+    tenant: BaseTenant, app_label: str | None, migration_name: str | None, verbosity: int
 ) -> TenantMigrationResult:
     """``_migrate_one`` in a worker process; its error must survive the trip to the parent."""
     result = contextvars.Context().run(_migrate_one, tenant, app_label, migration_name, verbosity)
@@ -136,7 +130,9 @@ def _executor(threads: int | None, processes: int | None, tenants: int) -> Execu
     return ProcessPoolExecutor(
         max_workers=_workers(processes, tenants, "processes"),
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
+        # A spawned interpreter knows no Django yet. django.setup itself, not a function of
+        # this module: unpickling one would import this package's models before setup.
+        initializer=django.setup,
     )
 
 
@@ -159,7 +155,7 @@ def _collect(
 
 
 def migrate_tenants(
-    tenants: Iterable[Any],
+    tenants: Iterable[BaseTenant],
     *,
     threads: int | None = None,
     processes: int | None = None,
@@ -197,7 +193,7 @@ def migrate_tenants(
 
 
 async def amigrate_tenants(
-    tenants: Iterable[Any],
+    tenants: Iterable[BaseTenant],
     *,
     threads: int | None = None,
     processes: int | None = None,

@@ -1,0 +1,1 @@
+"""Schema-per-tenant engine (documented ENGINE path: ``omnitenant_async.backends.postgresql``)."""

@@ -1,0 +1,114 @@
+"""Schema-per-tenant PostgreSQL engine: ``ENGINE = "omnitenant_async.backends.postgresql"``.
+
+Django's PostgreSQL backend with its native pool, plus one thing: before a cursor is used, the
+``search_path`` wanted by the current tenant is compared with the one recorded *on the psycopg
+connection* (so the record travels with the physical connection through the pool). Only when
+they differ is a ``SET search_path`` sent - by default in the same message as the next query,
+so even a switch costs no extra round trip.
+
+The record is dropped whenever PostgreSQL may have undone the ``SET``: after a rollback or a
+savepoint rollback, and when a connection goes back to the pool in a transaction.
+
+Two defaults differ from Django's: a connection is checked (without a round trip,
+``engines.health``) before it is used, so a server restart costs no request; and a
+forked child process never reuses the pools it inherited (see ``engines.forks``). And a
+connection goes back to the pool when the thread that checked it out ends, even if Django
+never sent ``request_finished`` (``engines.leases``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from django.db.backends.postgresql import base as pg
+
+from .. import forks, health, leases
+from . import local_path, pooler, schema_guard, search_path
+
+_PostgresWrapper: Any = pg.DatabaseWrapper
+
+
+def _forget_pools() -> list[Any]:
+    pools = list(_PostgresWrapper._connection_pools.values())
+    _PostgresWrapper._connection_pools.clear()
+    return pools
+
+
+forks.on_fork(_forget_pools)
+
+
+class DatabaseWrapper(_PostgresWrapper):
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        connection = self._live_connection(conn_params)
+        try:
+            pooler.verify(connection, self.alias)
+        except BaseException:
+            if self.pool is not None:
+                self.pool.putconn(connection)
+            else:
+                connection.close()
+            raise
+        if self.pool is not None:
+            leases.track(self)  # returned to the pool if this thread ends holding it
+        schema_guard.mark_checkout(connection)
+        return connection
+
+    def _live_connection(self, conn_params: dict[str, Any]) -> Any:
+        """A checkout that a server restart did not break (``engines.health``).
+
+        Django's pool has no check unless ``CONN_HEALTH_CHECKS`` (a round trip per checkout);
+        this one costs a syscall. A broken connection is closed and given back (the pool
+        discards it) and the next one tried.
+        """
+        connection = super().get_new_connection(conn_params)
+        if self.pool is None or self.settings_dict["CONN_HEALTH_CHECKS"]:
+            return connection
+        for _ in range(self.pool.max_size):
+            try:
+                health.check_cheaply(connection)
+                return connection
+            except psycopg.OperationalError:
+                connection.close()
+                self.pool.putconn(connection)
+                connection = super().get_new_connection(conn_params)
+        return connection
+
+    def get_connection_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = super().get_connection_params()
+        if params.get("cursor_factory") is pg.Cursor:
+            params["cursor_factory"] = search_path.PiggybackCursor
+        return params
+
+    def create_cursor(self, name: str | None = None) -> Any:
+        """Django's cursor, once the connection is on the tenant's path.
+
+        ``_cursor()`` calls this connected and inside ``wrap_database_errors``; a plain cursor
+        sends the ``SET`` in the same message as its first query (``search_path.apply``).
+        """
+        search_path.apply(self.connection, piggyback=name is None)
+        return super().create_cursor(name)
+
+    def _commit(self) -> Any:
+        try:
+            return super()._commit()
+        finally:
+            local_path.forget(self.connection)  # a SET LOCAL ends with its transaction
+
+    def _rollback(self) -> Any:
+        try:
+            return super()._rollback()
+        finally:
+            search_path.forget(self.connection)
+
+    def _savepoint_rollback(self, sid: str) -> None:
+        # Forget only *after* the rollback: the statement itself goes through _cursor(), which
+        # may SET (and record) the path just before ROLLBACK TO SAVEPOINT undoes it.
+        try:
+            super()._savepoint_rollback(sid)
+        finally:
+            search_path.forget(self.connection)
+
+    def _close(self) -> Any:
+        search_path.release(self.connection)
+        return super()._close()

@@ -1,0 +1,1 @@
+"""Database-per-tenant engine (documented path: ``omnitenant_async.backends.postgresql_dbs``)."""

@@ -29,7 +29,7 @@ from .exceptions import InvalidTenantInput, OmnitenantError, TenantNotFound
 from .invalidation import ensure_listener
 from .registry import registry
 from .resolvers import BaseTenantResolver, RequestInfo, get_resolver
-from .urlconf import UNCHANGED, urlconf_for
+from .urlconf import UNCHANGED, chosen_urlconf
 
 logger = logging.getLogger("omnitenant_async.middleware")
 
@@ -72,8 +72,8 @@ class TenantMiddleware:
             raise Http404(str(err)) from err
         except UNAVAILABLE as err:
             return unavailable(err)
-        self._prepare(request, resolver, info, state)
         with tenant_context(state):
+            self._prepare(request, resolver, info, state)
             response = cast(HttpResponseBase, self.get_response(request))
         return self._finish(response, resolver)
 
@@ -87,8 +87,8 @@ class TenantMiddleware:
             raise Http404(str(err)) from err
         except UNAVAILABLE as err:
             return unavailable(err)
-        self._prepare(request, resolver, info, state)
         with tenant_context(state):
+            self._prepare(request, resolver, info, state)
             response = await self.get_response(request)  # type: ignore[misc]
         return self._finish(response, resolver)
 
@@ -123,9 +123,10 @@ class TenantMiddleware:
     def _prepare(
         request: HttpRequest, resolver: BaseTenantResolver, info: RequestInfo, state: TenantState
     ) -> None:
+        """Put the tenant on the request; called inside its ``tenant_context``."""
         request.tenant = state.tenant  # type: ignore[attr-defined]
         request.tenant_state = state  # type: ignore[attr-defined]
-        urlconf = urlconf_for(state)
+        urlconf = chosen_urlconf()  # what entering the tenant_context chose, computed once
         if urlconf is not UNCHANGED:  # PUBLIC_URLCONF / TENANT_URLCONF / config["urlconf"]
             request.urlconf = urlconf
         prefix = resolver.path_prefix(info)

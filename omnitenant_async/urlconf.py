@@ -47,6 +47,15 @@ _switched: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
+def chosen_urlconf() -> Any:
+    """The URLconf the innermost ``tenant_context`` switched to, or :data:`UNCHANGED`.
+
+    The middleware sets it as ``request.urlconf`` from inside the tenant's context, so a
+    request computes :func:`urlconf_for` once, when the context is entered.
+    """
+    return get_urlconf() if _switched.get() else UNCHANGED
+
+
 def _switch(state: TenantState | None) -> Callable[[], None] | None:
     """``tenant_context`` hook: make ``state``'s URLconf current; return how to undo it."""
     wanted = urlconf_for(state)

@@ -10,6 +10,7 @@ from .codes import CLOSE_INVALID_TENANT, CLOSE_NO_TENANT, CLOSE_UNKNOWN_TENANT
 from .consumers import TenantConsumerMixin
 from .groups import agroup_send, group_send, tenant_group
 from .middleware import TenantAuthMiddlewareStack, TenantMiddleware
+from .routing import TenantURLRouter
 
 __all__ = [
     "CLOSE_INVALID_TENANT",
@@ -18,6 +19,7 @@ __all__ = [
     "TenantAuthMiddlewareStack",
     "TenantConsumerMixin",
     "TenantMiddleware",
+    "TenantURLRouter",
     "agroup_send",
     "group_send",
     "tenant_group",

@@ -109,3 +109,21 @@ def test_contenttype_cache_is_used_only_through_what_the_tenant_cache_keys() -> 
     )
     assert isinstance(ContentTypeManager().__dict__.get("_cache"), dict)
     assert issubclass(TenantKeyedCache, dict)
+
+
+# sha256 of Django's postgresql DatabaseIntrospection.get_table_list (5.2 through 6.1), whose
+# query engines/postgresql/introspection.py restates without the per-row visibility check.
+TABLE_LIST_SOURCES = {"f936789e0b417183cd2cf29bc446ba09baac79fe2181d0026fbd7589d65169fe"}
+
+
+def test_table_list_matches_djangos_query() -> None:
+    from django.db.backends.postgresql import introspection
+
+    source = textwrap.dedent(inspect.getsource(introspection.DatabaseIntrospection.get_table_list))
+    fingerprint = hashlib.sha256(source.encode()).hexdigest()
+    assert fingerprint in TABLE_LIST_SOURCES, (
+        "Django's postgresql get_table_list changed. Bring "
+        "omnitenant_async/engines/postgresql/introspection.py:TABLE_LIST in line (same columns, "
+        f"same relkinds), check tests/test_introspection.py, then add {fingerprint!r} to "
+        "TABLE_LIST_SOURCES."
+    )

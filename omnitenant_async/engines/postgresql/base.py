@@ -25,6 +25,7 @@ from django.db.backends.postgresql import base as pg
 
 from .. import forks, health, leases
 from . import local_path, pooler, schema_guard, search_path
+from .introspection import DatabaseIntrospection
 
 _PostgresWrapper: Any = pg.DatabaseWrapper
 
@@ -39,6 +40,8 @@ forks.on_fork(_forget_pools)
 
 
 class DatabaseWrapper(_PostgresWrapper):
+    introspection_class = DatabaseIntrospection
+
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         connection = self._live_connection(conn_params)
         try:

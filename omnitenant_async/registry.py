@@ -55,6 +55,10 @@ def _last_use(item: tuple[tuple[str, str], _Entry]) -> float:
     return item[1].used
 
 
+#: Seconds a miss waits for another thread's query of the same key before querying itself.
+LOAD_WAIT = 1.0
+
+
 class TenantRegistry:
     """Thread-safe: hits take no lock; every change of the dicts is made under ``_lock``.
 
@@ -75,8 +79,8 @@ class TenantRegistry:
         self._found: dict[tuple[str, str], _Entry] = {}
         self._missing: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._generation = 0
-        # Striped locks: one query per missing key at a time, with bounded memory.
-        self._load_locks = [threading.Lock() for _ in range(64)]
+        # Misses being loaded now: the followers of one key wait for its leader's query.
+        self._loading: dict[tuple[str, str], threading.Event] = {}
         self.loads = 0  # database lookups made; read by tests and benchmarks
 
     def clear(self) -> None:
@@ -128,9 +132,26 @@ class TenantRegistry:
             del self._found[key]
 
     def _load(self, key: tuple[str, str]) -> TenantState:
-        with self._load_locks[hash(key) % len(self._load_locks)]:
-            # Another thread may have loaded it while this one waited.
+        """One query per missing key: concurrent misses of the key wait for the first one's.
+
+        A follower waits at most ``LOAD_WAIT`` seconds, then queries itself: the leader may be
+        waiting for a pooled connection that the follower's own request holds, and a lock
+        held across that wait would stall both until the pool times out. Misses of other keys
+        never wait for each other.
+        """
+        with self._lock:
+            loading = self._loading.get(key)
+            if loading is None:
+                self._loading[key] = threading.Event()
+        if loading is not None:
+            loading.wait(LOAD_WAIT)
             return self._cached(key) or self._query(key)
+        try:
+            return self._cached(key) or self._query(key)
+        finally:
+            with self._lock:
+                done = self._loading.pop(key)
+            done.set()
 
     def _query(self, key: tuple[str, str]) -> TenantState:
         generation = self._generation

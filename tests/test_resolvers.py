@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from omnitenant_async import use_master_db
 from omnitenant_async.exceptions import DomainNotFound, InvalidTenantInput, TenantNotFound
+from omnitenant_async.models import BaseTenant
 from omnitenant_async.registry import registry
 from omnitenant_async.resolvers import (
     CustomDomainTenantResolver,
@@ -21,6 +22,8 @@ from omnitenant_async.resolvers import (
     SubdomainTenantResolver,
     parse_host,
 )
+
+from .engine_wrapper import engine_wrapper
 
 pytestmark = pytest.mark.usefixtures("tenants")
 
@@ -194,11 +197,13 @@ def test_cache_invalidated_on_tenant_and_domain_save_and_delete() -> None:
     Domain = get_domain_model()
     with use_master_db():
         tenant = get_tenant_model().objects.get(tenant_id="t10")
-    assert registry.get_by_domain("t10.localhost").tenant.name == tenant.name
+    cached = registry.get_by_domain("t10.localhost").tenant
+    assert isinstance(cached, BaseTenant) and cached.name == tenant.name
     with use_master_db():
         tenant.name = "Renamed T10"
         tenant.save()
-    assert registry.get_by_domain("t10.localhost").tenant.name == "Renamed T10"
+    cached = registry.get_by_domain("t10.localhost").tenant
+    assert isinstance(cached, BaseTenant) and cached.name == "Renamed T10"
 
     with use_master_db():
         Domain.objects.create(domain="late.localhost", tenant=tenant)
@@ -235,6 +240,66 @@ def test_concurrent_misses_of_one_key_make_one_query() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert set(pool.map(lookup, range(32))) == {"t19"}
     assert registry.loads - loads == 1
+
+
+def test_a_follower_holding_a_connection_is_not_stalled_by_the_leader() -> None:
+    """The first miss of a key waits for a pooled connection that every thread holds; the
+    other threads, missing the same or another key, still answer (at most LOAD_WAIT later)
+    with the connections they hold, instead of waiting for the pool's timeout."""
+    import queue
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    from omnitenant_async.registry import LOAD_WAIT
+
+    pool = engine_wrapper("default").pool
+    assert pool is not None
+    connections.close_all()  # this thread's connection back: the followers take them all
+    holders = pool.max_size
+    holding = threading.Barrier(holders + 1)
+    release = threading.Event()
+    answers: queue.Queue[tuple[str, str | None, float]] = queue.Queue()
+
+    def hold_then_resolve(host: str) -> None:
+        try:
+            with use_master_db():
+                connections["default"].ensure_connection()  # this thread's pooled connection
+            holding.wait(20)
+
+            while ("domain", "t12.localhost") not in registry._loading:
+                time.sleep(0.005)  # the leader is in: it now waits for a connection
+            start = time.monotonic()
+            state = registry.get_by_domain(host)
+            answers.put((host, state.tenant_id, time.monotonic() - start))
+            release.wait(30)
+        finally:
+            connections.close_all()
+
+    def leader() -> str | None:
+        try:
+            return registry.get_by_domain("t12.localhost").tenant_id
+        finally:
+            connections.close_all()
+
+    registry.clear()
+    hosts = ["t12.localhost", "t13.localhost"] * holders
+    with ThreadPoolExecutor(max_workers=holders + 1) as executor:
+        followers = [executor.submit(hold_then_resolve, hosts[i]) for i in range(holders)]
+        try:
+            holding.wait(20)  # every pooled connection is held now
+            first = executor.submit(leader)
+            for _ in range(holders):
+                host, tenant_id, took = answers.get(timeout=LOAD_WAIT + 5)
+                assert tenant_id == host.split(".")[0]
+                assert took < LOAD_WAIT + 3, f"{host} waited {took:.1f} s for the leader"
+        finally:
+            release.set()
+        assert first.result(timeout=30) == "t12"
+        for future in followers:
+            future.result(timeout=30)
 
 
 def test_query_param_given_twice_with_different_values_is_refused() -> None:

@@ -19,39 +19,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
 import sys
-import time
-from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict
 
-from bench.bench_http import (
+from bench.common import pool_options
+from bench.harness import (
     DB_PLAIN,
     DB_TENANCY,
-    LUA,
-    OUT,
     ROOT,
     TENANT_HOSTS,
     UVICORN_FLAGS,
-    Server,
+    Load,
+    Run,
+    Servers,
     Variant,
+    WrkResult,
     log,
-    lua_args,
-    proc_cpu,
+    preflight,
     run_wrk,
+    same_round,
     seed_ours,
     versions,
+    wrk_with_cpu,
 )
-from bench.common import pool_options
 
 VIEWS = {"async": "/item/", "sync": "/item-sync/"}
-
-
-class AsgiVariant(Variant):
-    def expected_marker(self, host: str) -> str:
-        return "plain" if not self.key.startswith("tenant") else host.split(".")[0]
 
 
 def build_variants() -> list[Variant]:
@@ -60,14 +53,14 @@ def build_variants() -> list[Variant]:
     plain = {**env, "OMNITENANT_BENCH_TENANT": "0"}
     tenant = {**env, "OMNITENANT_BENCH_TENANT": "1"}
     return [
-        AsgiVariant("django", "plain Django + pool, Django's ASGIHandler", py, app, ROOT,
-                    DB_PLAIN, ["localhost"], {**plain, "OMNITENANT_BENCH_ENTRY": "django"}),
-        AsgiVariant("ours", "plain Django + pool, omnitenant_async.asgi", py, app, ROOT,
-                    DB_PLAIN, ["localhost"], {**plain, "OMNITENANT_BENCH_ENTRY": "ours"}),
-        AsgiVariant("tenant-django", "50 schema tenants, Django's ASGIHandler", py, app, ROOT,
-                    DB_TENANCY, TENANT_HOSTS, {**tenant, "OMNITENANT_BENCH_ENTRY": "django"}),
-        AsgiVariant("tenant-ours", "50 schema tenants, omnitenant_async.asgi", py, app, ROOT,
-                    DB_TENANCY, TENANT_HOSTS, {**tenant, "OMNITENANT_BENCH_ENTRY": "ours"}),
+        Variant("django", "plain Django + pool, Django's ASGIHandler", py, app, ROOT,
+                DB_PLAIN, ["localhost"], {**plain, "OMNITENANT_BENCH_ENTRY": "django"}),
+        Variant("ours", "plain Django + pool, omnitenant_async.asgi", py, app, ROOT,
+                DB_PLAIN, ["localhost"], {**plain, "OMNITENANT_BENCH_ENTRY": "ours"}),
+        Variant("tenant-django", "50 schema tenants, Django's ASGIHandler", py, app, ROOT,
+                DB_TENANCY, TENANT_HOSTS, {**tenant, "OMNITENANT_BENCH_ENTRY": "django"}),
+        Variant("tenant-ours", "50 schema tenants, omnitenant_async.asgi", py, app, ROOT,
+                DB_TENANCY, TENANT_HOSTS, {**tenant, "OMNITENANT_BENCH_ENTRY": "ours"}),
     ]  # fmt: skip
 
 
@@ -79,67 +72,64 @@ def threads_alive(pid: int) -> int:
     return 0
 
 
-def wrk_cmd(args: argparse.Namespace, server: Server, path: str, seconds: int) -> list[str]:
-    url = f"http://127.0.0.1:{server.port}{path}"
-    return [
-        "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--timeout", "10s",
-        "-s", str(LUA), url, "--", *lua_args(server.variant.hosts),
-    ]  # fmt: skip
+class AsgiRun(WrkResult):
+    cpu_ms: float
+    threads: int
+    round: int
+
+
+class Summary(TypedDict):
+    rps: float
+    ratio: float
+    ratio_min: float
+    ratio_max: float
+    cpu_ms: float
+    p50: float
+    p99: float
+    threads: int
+    errors: int
 
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=int, default=8)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--connections", type=int, default=64)
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args(argv)
-    if not os.environ.get("OMNITENANT_PG_PORT") or shutil.which("wrk") is None:
-        log("OMNITENANT_PG_PORT not set or wrk missing: run bench/run_asgi.sh")
+    Load.add_arguments(p, duration=8, rounds=3)
+    ns = p.parse_args(argv)
+    args = Load(ns.duration, ns.warmup, ns.rounds, ns.connections, ns.threads)
+    if not preflight("bench/run_asgi.sh"):
         return 2
-    OUT.mkdir(exist_ok=True)
-    started, t0 = datetime.now(UTC), time.monotonic()
+    run = Run("asgi")
     seed_ours()
     variants = build_variants()
-    servers: dict[str, Server] = {}
-    runs: dict[str, list[dict[str, Any]]] = {}
-    try:
+    runs: dict[str, list[AsgiRun]] = {}
+    with Servers() as servers:
         for v in variants:
-            servers[v.key] = Server(v)
+            servers.start(v)
         for server in servers.values():
             server.verify()
         for r in range(args.rounds):
             for view, path in VIEWS.items():
                 for key, server in servers.items():
-                    run_wrk(wrk_cmd(args, server, path, args.warmup))
-                    cpu0 = proc_cpu(server.proc.pid)
-                    result = run_wrk(wrk_cmd(args, server, path, args.duration))
-                    n = max(result["requests"], 1)
-                    result["cpu_ms"] = 1000 * (proc_cpu(server.proc.pid) - cpu0) / n
-                    result["threads"] = threads_alive(server.proc.pid)
-                    result["round"] = r
-                    runs.setdefault(f"{view}:{key}", []).append(result)
+                    run_wrk(args.wrk(server, args.warmup, path=path))
+                    cmd = args.wrk(server, args.duration, path=path)
+                    result, cpu_ms = wrk_with_cpu(cmd, server.pid)
+                    threads = threads_alive(server.pid)
+                    runs.setdefault(f"{view}:{key}", []).append(
+                        {**result, "cpu_ms": cpu_ms, "threads": threads, "round": r}
+                    )
                     log(
                         f"round {r} {view:5s} {key:13s} {result['rps']:8.1f} req/s "
                         f"p50 {result['latency_us']['p50'] / 1000:6.1f} ms "
                         f"p99 {result['latency_us']['p99'] / 1000:6.1f} ms "
-                        f"CPU {result['cpu_ms']:.3f} ms/req threads {result['threads']} "
+                        f"CPU {cpu_ms:.3f} ms/req threads {threads} "
                         f"errors {result['errors_total']}"
                     )
-        for key, server in servers.items():
-            server.verify()
-            if "Traceback" in server.log_path.read_text():
-                raise RuntimeError(f"{key}: traceback in {server.log_path}")
-    finally:
-        for server in servers.values():
-            server.stop()
+        servers.check()
     labels = {v.key: v.label for v in variants}
+    meta = run.meta(argv, "wrk, uvicorn and PostgreSQL")
     lines = [
-        f"Run {started:%Y-%m-%d %H:%M UTC}, {time.monotonic() - t0:.0f} s; {os.cpu_count()} "
-        "CPUs, shared VM; wrk, uvicorn and PostgreSQL on the same machine.",
+        f"Run {meta['started']}, {meta['elapsed_s']:.0f} s; {meta['machine']}.",
         "",
-        f"Command: `{os.environ.get('OMNITENANT_BENCH_COMMAND') or 'python -m bench.bench_asgi'}`",
+        f"Command: `{meta['command']}`",
         "",
         f"wrk `-t{args.threads} -c{args.connections}`, {args.rounds} rounds x {args.duration} s "
         f"per (view, variant) after {args.warmup} s warm-up; uvicorn `{' '.join(UVICORN_FLAGS)}`; "
@@ -150,13 +140,13 @@ def main(argv: list[str]) -> int:
         "| CPU ms / request | p50 ms | p99 ms | threads alive | errors |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    summary: dict[str, Any] = {}
+    summary: dict[str, Summary] = {}
     for view in VIEWS:
         base = runs[f"{view}:django"]
         for v in variants:
             rs = runs[f"{view}:{v.key}"]
-            ratios = [a["rps"] / b["rps"] for a, b in zip(rs, base, strict=True)]
-            s = {
+            ratios = same_round(rs, base)
+            s: Summary = {
                 "rps": statistics.median(x["rps"] for x in rs),
                 "ratio": statistics.median(ratios),
                 "ratio_min": min(ratios),
@@ -173,11 +163,7 @@ def main(argv: list[str]) -> int:
                 f"({s['ratio_min']:.2f}-{s['ratio_max']:.2f}) | {s['cpu_ms']:.3f} | "
                 f"{s['p50']:.1f} | {s['p99']:.1f} | {s['threads']} | {s['errors']} |"
             )
-    text = "\n".join(lines) + "\n"
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    (OUT / f"asgi-{stamp}.md").write_text(text)
-    (OUT / f"asgi-{stamp}.json").write_text(json.dumps({"summary": summary, "runs": runs}))
-    print(text)
+    run.write("\n".join(lines) + "\n", {"summary": summary, "runs": runs})
     return 0
 
 

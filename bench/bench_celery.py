@@ -16,12 +16,17 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from celery import Task  # Celery ships no type hints: Task is Any to mypy
+
+    from omnitenant_async.models import BaseTenant
 
 ROUNDS, N, LATENCY_N = 5, 1000, 200
 
 
-def setup() -> Any:
+def setup() -> BaseTenant:
     os.environ.setdefault("OMNITENANT_PGDATABASE", "omnitenant_bench_celery")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
     import django
@@ -31,7 +36,8 @@ def setup() -> Any:
 
     ensure_database(recreate=True)
     migrate_public()
-    return create_tenant("b00")
+    tenant: BaseTenant = create_tenant("b00")
+    return tenant
 
 
 def start_worker() -> subprocess.Popen[bytes]:
@@ -47,7 +53,7 @@ def start_worker() -> subprocess.Popen[bytes]:
     return proc
 
 
-def throughput(task: Any, tenant: Any) -> float:
+def throughput(task: Task, tenant: BaseTenant) -> float:
     from omnitenant_async import tenant_context
 
     start = time.perf_counter()
@@ -58,7 +64,7 @@ def throughput(task: Any, tenant: Any) -> float:
     return N / (time.perf_counter() - start)
 
 
-def latency_ms(task: Any, tenant: Any) -> float:
+def latency_ms(task: Task, tenant: BaseTenant) -> float:
     from omnitenant_async import tenant_context
 
     times = []

@@ -27,15 +27,20 @@ import json
 import multiprocessing
 import os
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
+from multiprocessing.pool import Pool
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypedDict
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.harness import OUT, Process, free_port, proc_cpu
+from bench.harness import log as _log
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
 DB_NAME = os.environ.get("OMNITENANT_BENCH_CHANNELS_DB", "omnitenant_bench_channels")
 TENANTS = [f"cb{i}" for i in range(5)]
 PATHS = {
@@ -48,7 +53,7 @@ PATHS = {
 
 
 def log(msg: str) -> None:
-    print(f"[bench_channels] {msg}", file=sys.stderr, flush=True)
+    _log(msg, "bench_channels")
 
 
 def seed() -> None:
@@ -69,62 +74,38 @@ def seed() -> None:
     connections.close_all()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def start_server(db_threads: int) -> Process:
+    """uvicorn (one worker) on bench.channels_app, with the in-memory channel layer."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "OMNITENANT_PGDATABASE": DB_NAME,
+        "OMNITENANT_POOL_MIN": "16",
+        "OMNITENANT_POOL_MAX": "16",
+        "OMNITENANT_REDIS_URL": "",  # in-memory channel layer: one process
+        "OMNITENANT_BENCH_DB_THREADS": str(db_threads),
+    }
+    cmd = [sys.executable, "-m", "uvicorn", "bench.channels_app:application",
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+           "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    return Process("uvicorn", cmd, port, env, OUT / "channels-uvicorn.log")
 
 
-class Server:
-    def __init__(self, db_threads: int) -> None:
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "OMNITENANT_PGDATABASE": DB_NAME,
-            "OMNITENANT_POOL_MIN": "16",
-            "OMNITENANT_POOL_MAX": "16",
-            "OMNITENANT_REDIS_URL": "",  # in-memory channel layer: one process
-            "OMNITENANT_BENCH_DB_THREADS": str(db_threads),
-        }
-        cmd = [sys.executable, "-m", "uvicorn", "bench.channels_app:application",
-               "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-               "--log-level", "warning", "--no-access-log"]  # fmt: skip
-        self.log_path = ROOT / "bench" / "out" / "channels-uvicorn.log"
-        self.log_path.parent.mkdir(exist_ok=True)
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"uvicorn exited:\n{self.log_path.read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("uvicorn did not start")
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+class Drive(TypedDict):
+    latencies: list[float]
+    errors: int
+    total: int
 
 
-async def _drive(
-    port: int, path: str, hosts: list[str], seconds: float, warmup: float
-) -> dict[str, Any]:
+class Measured(TypedDict):
+    msgs_per_s: float
+    p50_ms: float
+    p99_ms: float
+    server_cpu: float
+    cpu_us_per_msg: float
+
+
+async def _drive(port: int, path: str, hosts: list[str], seconds: float, warmup: float) -> Drive:
     import websockets
 
     sockets = [
@@ -136,7 +117,7 @@ async def _drive(
     start = time.perf_counter()
     measure_from, stop_at = start + warmup, start + warmup + seconds
 
-    async def loop(ws: Any, host: str) -> None:
+    async def loop(ws: ClientConnection, host: str) -> None:
         nonlocal errors, total
         tenant, n = host.split(".")[0], 0
         while (now := time.perf_counter()) < stop_at:
@@ -156,14 +137,14 @@ async def _drive(
     return {"latencies": latencies, "errors": errors, "total": total}
 
 
-def client(args: tuple[int, str, list[str], float, float]) -> dict[str, Any]:
+def client(args: tuple[int, str, list[str], float, float]) -> Drive:
     return asyncio.run(_drive(*args))
 
 
-def measure(pool: Any, server: Server, variant: str, args: argparse.Namespace) -> dict[str, float]:
+def measure(pool: Pool, server: Process, variant: str, args: argparse.Namespace) -> Measured:
     hosts = [f"{TENANTS[i % len(TENANTS)]}.localhost" for i in range(args.connections)]
     shares = [hosts[i :: args.clients] for i in range(args.clients)]
-    cpu_before, wall_before = server.cpu_seconds(), time.perf_counter()
+    cpu_before, wall_before = proc_cpu(server.pid), time.perf_counter()
     jobs = [(server.port, PATHS[variant], share, args.seconds, args.warmup) for share in shares]
     results = pool.map(client, jobs)
     wall = time.perf_counter() - wall_before
@@ -176,16 +157,16 @@ def measure(pool: Any, server: Server, variant: str, args: argparse.Namespace) -
         "msgs_per_s": len(latencies) / args.seconds,
         "p50_ms": 1000 * latencies[len(latencies) // 2],
         "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
-        "server_cpu": (cpu := server.cpu_seconds() - cpu_before) / wall,
+        "server_cpu": (cpu := proc_cpu(server.pid) - cpu_before) / wall,
         "cpu_us_per_msg": 1e6 * cpu / total,
     }
 
 
-Runs = dict[str, list[dict[str, float]]]
+type Runs = dict[str, list[Measured]]
 
 
 def run_rounds(
-    pool: Any, server: Server, pair: tuple[str, str], args: argparse.Namespace, extra: str = ""
+    pool: Pool, server: Process, pair: tuple[str, str], args: argparse.Namespace, extra: str = ""
 ) -> tuple[Runs, dict[str, list[float]]]:
     """ABBA rounds of the pair (plus ``extra`` once in the middle); ratios within each round."""
     base, other = pair
@@ -193,7 +174,7 @@ def run_rounds(
     ratios: dict[str, list[float]] = {}
     for round_ in range(args.rounds):
         order = [base, other, *([extra] if extra else []), other, base]
-        got: dict[str, list[dict[str, float]]] = {v: [] for v in runs}
+        got: dict[str, list[Measured]] = {v: [] for v in runs}
         for variant in order:
             got[variant].append(result := measure(pool, server, variant, args))
             runs[variant].append(result)
@@ -215,7 +196,10 @@ def summary(runs: Runs, ratios: dict[str, list[float]]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for variant, results in runs.items():
-        med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+        med = {
+            k: statistics.median(r[k] for r in results)
+            for k in ("msgs_per_s", "p50_ms", "p99_ms", "cpu_us_per_msg")
+        }
         cells = []
         for key in ("msgs_per_s", "cpu_us_per_msg"):
             got = ratios[f"{variant}:{key}"]
@@ -243,7 +227,7 @@ def dispatch_overhead(n: int = 100_000) -> tuple[float, float]:
     mixed._tenant_state, mixed._threads, mixed._db_executor = TenantState("cb0"), 0, None
     message = {"type": "websocket.receive", "text": "x"}
 
-    async def best(consumer: Any) -> float:
+    async def best(consumer: Base) -> float:
         times = []
         for _ in range(5):
             start = time.perf_counter()
@@ -258,7 +242,7 @@ def dispatch_overhead(n: int = 100_000) -> tuple[float, float]:
     return asyncio.run(both())
 
 
-def _out_of_time(signum: int, frame: Any) -> None:
+def _out_of_time(signum: int, frame: FrameType | None) -> None:
     raise TimeoutError("bench_channels ran out of time (--timeout); the server is stopped")
 
 
@@ -278,7 +262,7 @@ def main() -> None:
     signal.alarm(args.timeout)
     log(f"seeding {DB_NAME} with {len(TENANTS)} tenants")
     seed()
-    server = Server(args.db_threads)
+    server = start_server(args.db_threads)
     parts: dict[str, tuple[Runs, dict[str, list[float]]]] = {}
     try:
         with multiprocessing.get_context("spawn").Pool(args.clients) as pool:

@@ -6,7 +6,7 @@ server up and OMNITENANT_PG_HOST/PORT exported::
     .venv/bin/python -m bench.bench_database [--duration 10] [--rounds 3] [--many 500]
 
 Every variant serves the same async view (``GET /item/``: one ``Marker.objects.aget()``) with
-uvicorn, one worker, reusing ``bench.bench_http``'s servers and ``rotate_hosts.lua``:
+uvicorn, one worker, started and driven by ``bench/harness.py`` (wrk, ``rotate_hosts.lua``):
 
 - plain Django (stock ``django.db.backends.postgresql``, one Host), the baseline;
 - schema tenants b00..b49 (the schema engine), Host rotating per request;
@@ -24,36 +24,42 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass
 
 import psycopg
 
-from bench.bench_http import (
+from bench.common import conninfo
+from bench.harness import (
     DB_PLAIN,
     DB_TENANCY,
-    LUA,
-    OUT,
     ROOT,
     TENANT_HOSTS,
+    Load,
+    LoadMeta,
+    PairedSummary,
+    RoundRun,
+    Run,
+    RunMeta,
     Server,
+    Servers,
     Variant,
+    describe_load,
     log,
     paired,
-    pg_params,
-    proc_cpu,
+    paired_summary,
+    preflight,
+    report_head,
+    round_order,
     run_logged,
     run_wrk,
     seed_ours,
     versions,
+    wrk_with_cpu,
 )
-from bench.common import pool_options
 
 DB_MASTER = os.environ.get("OMNITENANT_BENCH_DBS_DB", "omnitenant_bench_dbs")
 TENANT_DBS = r"^omnitenant_bench_d[0-9]+$"  # d00.. (not the master, not the template)
@@ -65,14 +71,9 @@ def db_hosts(count: int) -> list[str]:
 
 
 @dataclass
-class Bench:
-    duration: int
-    warmup: int
-    rounds: int
-    connections: int
+class Bench(Load):
     many: int
     sample_every: float = 0.02
-    variants: list[Variant] = field(default_factory=list)
 
 
 def build_variants(many: int) -> list[Variant]:
@@ -130,47 +131,38 @@ class HeldSampler:
         self._thread.join()
 
     def _run(self) -> None:
-        with psycopg.connect(**pg_params(), autocommit=True) as conn:
+        with psycopg.connect(conninfo(), autocommit=True) as conn:
             while not self._stop.is_set():
                 row = conn.execute(self.query, self.params).fetchone()
                 self.samples.append(int(row[0]) if row else 0)
                 self._stop.wait(self.every)
 
 
-def wrk_cmd(bench: Bench, server: Server, seconds: int) -> list[str]:
-    hosts = server.variant.hosts
-    args = ["fixed", hosts[0]] if len(hosts) == 1 else [str(len(hosts)), hosts[0][0]]
-    return [
-        "wrk", "-t2", f"-c{bench.connections}", f"-d{seconds}s", "--timeout", "10s",
-        "-s", str(LUA), server.url, "--", *args,
-    ]  # fmt: skip
+class DatabaseRun(RoundRun):
+    app_cpu_ms_per_request: float
+    held_mean: float
+    held_max: int
 
 
-def measure(bench: Bench, server: Server) -> dict[str, Any]:
-    cpu_before = proc_cpu(server.proc.pid)
+def measure(bench: Bench, server: Server, r: int) -> DatabaseRun:
     with HeldSampler(server.variant, bench.sample_every) as held:
-        result = run_wrk(wrk_cmd(bench, server, bench.duration))
-    result["app_cpu_ms_per_request"] = (
-        1000 * (proc_cpu(server.proc.pid) - cpu_before) / max(result["requests"], 1)
-    )
-    result["held_mean"] = statistics.mean(held.samples) if held.samples else 0.0
-    result["held_max"] = max(held.samples, default=0)
-    return result
+        result, cpu_ms = wrk_with_cpu(bench.wrk(server, bench.duration), server.pid)
+    return {
+        **result,
+        "app_cpu_ms_per_request": cpu_ms,
+        "held_mean": statistics.mean(held.samples) if held.samples else 0.0,
+        "held_max": max(held.samples, default=0),
+        "round": r,
+    }
 
 
-def timed_rounds(bench: Bench, servers: dict[str, Server]) -> dict[str, list[dict[str, Any]]]:
-    others = [k for k in servers if k != "plain"]
-    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in servers}
-    order: list[tuple[int, str]] = []
-    for r in range(bench.rounds):
-        shift = r % len(others)
-        order += [(r, "plain")] + [(r, k) for k in others[shift:] + others[:shift]]
-    order.append((bench.rounds, "plain"))
+def timed_rounds(bench: Bench, servers: Servers) -> dict[str, list[DatabaseRun]]:
+    runs: dict[str, list[DatabaseRun]] = {k: [] for k in servers}
+    order = round_order(list(servers), bench.rounds)
     for i, (r, key) in enumerate(order, 1):
         server = servers[key]
-        run_wrk(wrk_cmd(bench, server, bench.warmup))
-        result = measure(bench, server)
-        result["round"] = r
+        run_wrk(bench.wrk(server, bench.warmup))
+        result = measure(bench, server, r)
         runs[key].append(result)
         log(
             f"run {i}/{len(order)} round {r} {key:8s} {result['rps']:8.1f} req/s  "
@@ -181,41 +173,40 @@ def timed_rounds(bench: Bench, servers: dict[str, Server]) -> dict[str, list[dic
     return runs
 
 
-def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
+class Summary(PairedSummary):
+    app_cpu_ms: float
+    cpu_ratio_median: float
+    cpu_ratios: list[float]
+    held_mean: float
+    held_max: int
+
+
+def summarise(runs: dict[str, list[DatabaseRun]]) -> dict[str, Summary]:
+    out: dict[str, Summary] = {}
     for key, results in runs.items():
-        ratios = paired(runs, key, "rps")
-        cpu_ratios = paired(runs, key, "app_cpu_ms_per_request")
+        cpu_ratios = paired(runs, key, lambda r: r["app_cpu_ms_per_request"])
         out[key] = {
-            "rps_median": statistics.median(r["rps"] for r in results),
-            "rps_runs": [round(r["rps"], 1) for r in results],
-            "ratio_median": statistics.median(ratios),
-            "ratio_min": min(ratios),
-            "ratio_max": max(ratios),
-            "ratios": [round(x, 3) for x in ratios],
-            "p50_ms": statistics.median(r["latency_us"]["p50"] for r in results) / 1000,
-            "p99_ms": statistics.median(r["latency_us"]["p99"] for r in results) / 1000,
+            **paired_summary(runs, key),
             "app_cpu_ms": statistics.median(r["app_cpu_ms_per_request"] for r in results),
             "cpu_ratio_median": statistics.median(cpu_ratios),
             "cpu_ratios": [round(x, 3) for x in cpu_ratios],
             "held_mean": statistics.mean(r["held_mean"] for r in results),
             "held_max": max(r["held_max"] for r in results),
-            "errors": sum(r["errors_total"] for r in results),
         }
     return out
 
 
-def report(meta: dict[str, Any], variants: list[Variant], summary: dict[str, Any]) -> str:
+class Meta(RunMeta, LoadMeta):
+    versions: str
+
+
+def report(meta: Meta, variants: list[Variant], summary: dict[str, Summary]) -> str:
     labels = {v.key: v.label for v in variants}
     lines = [
-        f"Run {meta['started']}, {meta['elapsed_s']:.0f} s in all; {meta['machine']}.",
-        "",
-        f"Command: `{meta['command']}`",
-        "",
-        f"wrk `-t2 -c{meta['connections']}`, {meta['rounds']} rounds of {meta['duration']} s "
-        f"per variant (after {meta['warmup']} s warm-up each), plain Django before each round "
-        "and once more at the end. Master/plain pool `OPTIONS['pool'] = "
-        f"{meta['pool']}`; tenant databases: `DATABASE_POOL_MAX_POOLS = {POOLS}`, "
+        *report_head(meta),
+        f"{describe_load(meta)}, plain Django before each round and once more at the end. "
+        f"Master/plain pool `OPTIONS['pool'] = {meta['pool']}`; tenant databases: "
+        f"`DATABASE_POOL_MAX_POOLS = {POOLS}`, "
         f"`DATABASE_POOL_SIZE = {POOL_SIZE}` (budget {POOLS * POOL_SIZE} per process). "
         f"Versions: {meta['versions']}.",
         "",
@@ -255,65 +246,32 @@ def seed_databases(many: int) -> None:
 
 def parse_args(argv: list[str]) -> Bench:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=int, default=10, help="seconds per measured run")
-    p.add_argument("--warmup", type=int, default=2, help="seconds of warm-up before each run")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--connections", type=int, default=64)
+    Load.add_arguments(p, duration=10, rounds=3)
     p.add_argument("--many", type=int, default=500, help="tenant databases of the LRU variant")
     ns = p.parse_args(argv)
-    return Bench(ns.duration, ns.warmup, ns.rounds, ns.connections, ns.many)
+    return Bench(ns.duration, ns.warmup, ns.rounds, ns.connections, ns.threads, ns.many)
 
 
 def main(argv: list[str]) -> int:
     bench = parse_args(argv)
-    if not os.environ.get("OMNITENANT_PG_PORT"):
-        log("OMNITENANT_PG_PORT is not set: run bench/run_database.sh, which starts PostgreSQL")
+    if not preflight("bench/run_database.sh"):
         return 2
-    if shutil.which("wrk") is None:
-        log("wrk is not installed: run bench/run_database.sh, or apt-get install wrk")
-        return 2
-    OUT.mkdir(exist_ok=True)
-    started = datetime.now(UTC)
-    t0 = time.monotonic()
+    run = Run("database")
     seed_ours()
     seed_databases(bench.many)
     variants = build_variants(bench.many)
-    servers: dict[str, Server] = {}
-    try:
+    with Servers() as servers:
         for v in variants:
-            servers[v.key] = Server(v)
-            servers[v.key].verify()  # every host answers with its own marker
+            servers.start(v).verify()  # every host answers with its own marker
         runs = timed_rounds(bench, servers)
-        for key, server in servers.items():
-            server.verify()
-            if "Traceback" in server.log_path.read_text():
-                raise RuntimeError(f"{key}: traceback in {server.log_path}")
-    finally:
-        for server in servers.values():
-            server.stop()
+        servers.check()
     summary = summarise(runs)
-    meta = {
-        "started": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "elapsed_s": time.monotonic() - t0,
-        "machine": f"{os.cpu_count()} CPUs, shared VM; wrk, uvicorn and PostgreSQL on the "
-        "same machine",
-        "command": os.environ.get("OMNITENANT_BENCH_COMMAND")
-        or " ".join(["python -m bench.bench_database", *argv]),
-        "connections": bench.connections,
-        "rounds": bench.rounds,
-        "duration": bench.duration,
-        "warmup": bench.warmup,
-        "pool": json.dumps(pool_options()),
+    meta: Meta = {
+        **run.meta(argv, "wrk, uvicorn and PostgreSQL"),
+        **bench.meta(),
         "versions": json.dumps(versions(sys.executable)),
     }
-    text = report(meta, variants, summary)
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    (OUT / f"database-{stamp}.md").write_text(text)
-    (OUT / f"database-{stamp}.json").write_text(
-        json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=1)
-    )
-    print(text)
-    log(f"written {OUT.relative_to(ROOT)}/database-{stamp}.md and .json")
+    run.write(report(meta, variants, summary), {"meta": meta, "summary": summary, "runs": runs})
     return 0
 
 

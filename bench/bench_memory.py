@@ -31,7 +31,15 @@ import timeit
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from bench.common import drop_database
+from bench.harness import RESULTS, append_results
+
+if TYPE_CHECKING:
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    from omnitenant_async.context import TenantState
 
 LIFETIME = 5.0  # the bench's pool max_lifetime (s), small so that recycling is seen
 TEMPLATE = "omnitenant_template"
@@ -41,14 +49,14 @@ UNBOUNDED = 10**9
 POOL = {"min_size": 1, "timeout": 60}
 
 
-def configure(threads: int) -> dict[str, Any]:
+def configure(threads: int) -> dict[str, object]:
     """Settings: the demo's, a template schema, and a pool that recycles after ``LIFETIME``."""
     from django.conf import settings
 
     import demo.settings as demo
 
     values = {k: getattr(demo, k) for k in dir(demo) if k.isupper()}
-    default = {**demo.DATABASES["default"]}
+    default: dict[str, Any] = {**demo.DATABASES["default"]}  # a DATABASES entry
     pool = {**POOL, "max_size": threads + 1, "max_lifetime": LIFETIME}
     default["OPTIONS"] = {**default["OPTIONS"], "pool": pool}
     values["DATABASES"] = {**demo.DATABASES, "default": default}
@@ -63,14 +71,34 @@ def configure(threads: int) -> dict[str, Any]:
     return config
 
 
-def proc_status(pid: int | str = "self") -> dict[str, int]:
-    """VmRSS / RssAnon / RssShmem of a process, in bytes (/proc/<pid>/status)."""
-    out: dict[str, int] = {}
+class ProcMemory(TypedDict):
+    VmRSS: int
+    RssAnon: int
+    RssShmem: int
+
+
+def proc_status(pid: int | str = "self") -> ProcMemory:
+    """VmRSS / RssAnon / RssShmem of a process, in bytes (/proc/<pid>/status; 0 if missing)."""
+    found: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
         if key in ("VmRSS", "RssAnon", "RssShmem"):
-            out[key] = int(value.split()[0]) * 1024
-    return out
+            found[key] = int(value.split()[0]) * 1024
+    return ProcMemory(
+        VmRSS=found.get("VmRSS", 0),
+        RssAnon=found.get("RssAnon", 0),
+        RssShmem=found.get("RssShmem", 0),
+    )
+
+
+def pg_connection() -> DatabaseWrapper:
+    """This thread's connection of the default alias: PostgreSQL, with a pool."""
+    from django.db import connections
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    wrapper = connections["default"]
+    assert isinstance(wrapper, DatabaseWrapper)
+    return wrapper
 
 
 def tenant_id(i: int) -> str:
@@ -89,7 +117,7 @@ def create_tenants(n: int, threads: int, budget: float) -> tuple[int, float]:
     from django.db import connections
 
     from omnitenant_async import use_master_db
-    from omnitenant_async.backends import get_tenant_backend
+    from omnitenant_async.provisioning import get_tenant_backend
     from omnitenant_async.utils import get_domain_model, get_tenant_model
 
     Tenant, Domain = get_tenant_model(), get_domain_model()
@@ -137,7 +165,14 @@ def create_tenants(n: int, threads: int, budget: float) -> tuple[int, float]:
 
 
 # -- 1. registry ------------------------------------------------------------------------------
-def registry_held(config: dict[str, Any], kind: str, keys: list[str], bound: int) -> dict[str, Any]:
+class Held(TypedDict):
+    kind: str
+    bound: int
+    entries: int
+    bytes: int
+
+
+def registry_held(config: dict[str, object], kind: str, keys: list[str], bound: int) -> Held:
     """Bytes the registry holds after looking up every key (tracemalloc), with this bound."""
     from django.test import override_settings
 
@@ -178,7 +213,15 @@ def registry_speed(n: int) -> dict[str, float]:
 
 
 # -- 2. backend memory ------------------------------------------------------------------------
-def backend_sample() -> dict[str, Any]:
+class BackendSample(ProcMemory):
+    pid: int
+    age: float
+    total: int
+    cache: int
+    contexts: int
+
+
+def backend_sample() -> BackendSample:
     """Memory of the backend behind this thread's connection: contexts, cache share, RSS."""
     from django.db import connection
 
@@ -252,7 +295,7 @@ def server_memory() -> dict[str, int]:
     }
 
 
-def touch(states: list[Any]) -> Iterator[int]:
+def touch(states: list[TenantState]) -> Iterator[int]:
     """One small ORM query in each tenant in turn, on this thread's connection; yields i."""
     from demo.notes.models import Note
     from omnitenant_async import tenant_context
@@ -270,24 +313,46 @@ def fit(points: list[tuple[int, int]]) -> float:
     return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x in xs)
 
 
+class Findings(TypedDict, total=False):
+    """What ``main`` measures, for ``report``."""
+
+    args: argparse.Namespace
+    n: int
+    create_s: float
+    held: list[Held]
+    speed: dict[str, float]
+    curve: list[tuple[int, BackendSample]]
+    touch_s: float
+    again: int
+    revisit: BackendSample
+    python_rss: ProcMemory
+    server: dict[str, int]
+    fresh: BackendSample
+    old_gone: bool
+    per_backend: dict[int, int]
+    stretch_queries: int
+    total_s: float
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenants", type=int, default=10000)
     parser.add_argument("--threads", type=int, default=3)
     parser.add_argument("--create-budget", type=float, default=600.0, help="seconds")
-    parser.add_argument("--results", type=Path, default=Path(__file__).parent / "RESULTS.md")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     config = configure(args.threads)
     import django
 
     django.setup()
+    from django.conf import settings
     from django.db import connection
 
     from demo.seed import ensure_database, migrate_public
     from omnitenant_async import use_master_db
-    from omnitenant_async.backends.clone import migrate_template
     from omnitenant_async.context import TenantState
+    from omnitenant_async.provisioning.clone import migrate_template
     from omnitenant_async.utils import get_tenant_model
 
     started = time.perf_counter()
@@ -296,7 +361,7 @@ def main() -> None:
     migrate_template()
     n, create_s = create_tenants(args.tenants, args.threads, args.create_budget)
     print(f"created {n} tenants in {create_s:.0f} s", flush=True)
-    r: dict[str, Any] = {"args": args, "n": n, "create_s": create_s}
+    r: Findings = {"args": args, "n": n, "create_s": create_s}
 
     # 1. registry
     hosts = [domain(i) for i in range(1, n + 1)]
@@ -317,7 +382,7 @@ def main() -> None:
     # recycling below then cannot hand out another idle one.
     connection.close()
     connection.settings_dict["OPTIONS"]["pool"] = {**POOL, "max_size": 1, "max_lifetime": LIFETIME}
-    connection.close_pool()
+    pg_connection().close_pool()
     curve = r["curve"] = [(0, backend_sample())]
     pid = curve[0][1]["pid"]
     touch_start = time.perf_counter()
@@ -356,26 +421,13 @@ def main() -> None:
             per_backend[sample["pid"]] = max(per_backend.get(sample["pid"], 0), sample["total"])
         connection.close()
     r["per_backend"], r["stretch_queries"] = per_backend, queries
-    connection.close_pool()
-    drop_database()
+    pg_connection().close_pool()
+    drop_database(settings.DATABASES["default"])
     r["total_s"] = time.perf_counter() - started
     report(r)
 
 
-def drop_database() -> None:
-    import psycopg
-    from django.conf import settings
-    from psycopg import sql
-
-    db = settings.DATABASES["default"]
-    params = {"host": db["HOST"], "port": db["PORT"], "user": db["USER"], "dbname": "postgres"}
-    if db.get("PASSWORD"):
-        params["password"] = db["PASSWORD"]
-    with psycopg.connect(**params, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db["NAME"])))
-
-
-def report(r: dict[str, Any]) -> None:
+def report(r: Findings) -> None:
     args, n, server, speed = r["args"], r["n"], r["server"], r["speed"]
     curve, fresh, per_backend = r["curve"], r["fresh"], r["per_backend"]
     base, revisit, python_rss = curve[0][1], r["revisit"], r["python_rss"]
@@ -475,8 +527,7 @@ def report(r: dict[str, Any]) -> None:
             )
     text = "\n".join(lines) + "\n"
     print(text)
-    with args.results.open("a") as f:
-        f.write(text)
+    append_results(text, args.results)
 
 
 if __name__ == "__main__":

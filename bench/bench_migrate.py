@@ -27,11 +27,27 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
+
+from bench import common
+from bench.harness import append_results, busy_share
+
+if TYPE_CHECKING:
+    from psycopg import sql
+
+    from omnitenant_async.models import BaseTenant
 
 TEMPLATE = "omnitenant_template"
-VARIANTS: dict[str, dict[str, int]] = {
+
+
+class Parallel(TypedDict, total=False):
+    """``migrate_tenants``'s keywords of a variant."""
+
+    threads: int
+    processes: int
+
+
+VARIANTS: dict[str, Parallel] = {
     "sequential (1 thread)": {"threads": 1},
     "2 threads": {"threads": 2},
     "4 threads": {"threads": 4},
@@ -39,41 +55,26 @@ VARIANTS: dict[str, dict[str, int]] = {
 }
 
 
-def timed(func: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
+def timed[**P, T](func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> tuple[float, T]:
     start = time.perf_counter()
     value = func(*args, **kwargs)
     return time.perf_counter() - start, value
 
 
-def busy_fraction(seconds: float = 3.0) -> float:
-    """Share of all CPUs busy over ``seconds`` (from /proc/stat), whoever uses them."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            values = [int(v) for v in f.readline().split()[1:]]
-        idle = values[3] + values[4]  # idle + iowait
-        return sum(values) - idle, sum(values)
-
-    busy0, total0 = sample()
-    time.sleep(seconds)
-    busy1, total1 = sample()
-    return (busy1 - busy0) / max(total1 - total0, 1)
-
-
 def wait_quiet(budget: float) -> float:
     """Wait (at most ``budget`` s) until other jobs leave the CPUs mostly idle; the last share."""
     deadline = time.monotonic() + budget
-    busy = busy_fraction()
+    busy = busy_share(3.0)
     while busy > 0.25 and time.monotonic() < deadline:
         print(f"CPUs {busy:.0%} busy: waiting for a quieter machine", flush=True)
-        busy = busy_fraction(10.0)
+        busy = busy_share(10.0)
     return busy
 
 
-def create_tenants(count: int) -> tuple[list[Any], float]:
+def create_tenants(count: int) -> tuple[list[BaseTenant], float]:
     """``count`` schema tenants cloned from the (migrated) template."""
     from omnitenant_async import use_master_db
-    from omnitenant_async.backends import get_tenant_backend
+    from omnitenant_async.provisioning import get_tenant_backend
     from omnitenant_async.utils import get_tenant_model
 
     Tenant = get_tenant_model()
@@ -89,7 +90,7 @@ def create_tenants(count: int) -> tuple[list[Any], float]:
     return tenants, time.perf_counter() - start
 
 
-def command(*args: str, **options: Any) -> str:
+def command(*args: str, **options: object) -> str:
     from django.core.management import call_command
 
     out = io.StringIO()
@@ -97,7 +98,7 @@ def command(*args: str, **options: Any) -> str:
     return out.getvalue()
 
 
-def execute(statement: Any) -> None:
+def execute(statement: sql.Composable) -> None:
     from django.db import connection
 
     from omnitenant_async import use_master_db
@@ -140,9 +141,9 @@ def drop_stubs(names: list[str], batch: int = 200) -> None:
         execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier("pg_catalog", table)))
 
 
-def check_all(tenants: list[Any], extra: int) -> dict[str, float]:
+def check_all(tenants: list[BaseTenant], extra: int) -> dict[str, float]:
     """(a): the check, the command with nothing to do, the old one-migrate-per-tenant run."""
-    from omnitenant_async.backends.migration_state import (
+    from omnitenant_async.provisioning.migration_state import (
         expected_migrations,
         find_pending_tenants,
         pending_schemas,
@@ -176,10 +177,10 @@ def check_all(tenants: list[Any], extra: int) -> dict[str, float]:
     return rows
 
 
-def forward(tenants: list[Any], rounds: int) -> dict[str, list[float]]:
+def forward(tenants: list[BaseTenant], rounds: int) -> dict[str, list[float]]:
     """(b): roll ``notes`` back on ``tenants``, then time migrating it forward per variant."""
-    from omnitenant_async.backends.migration import migrate_tenants
-    from omnitenant_async.backends.migration_state import find_pending_tenants
+    from omnitenant_async.provisioning.migration import migrate_tenants
+    from omnitenant_async.provisioning.migration_state import find_pending_tenants
 
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     order = list(VARIANTS)
@@ -198,21 +199,16 @@ def forward(tenants: list[Any], rounds: int) -> dict[str, list[float]]:
 
 
 def drop_database() -> None:
+    """Close every connection and pool of this process, then drop the benchmark's database."""
     from django.conf import settings
     from django.db import connections
-    from psycopg import connect, sql
 
     for conn in connections.all():
         conn.close()
-        close_pool = getattr(conn, "close_pool", None)
+        close_pool = getattr(conn, "close_pool", None)  # the PostgreSQL backends' only
         if close_pool is not None:
             close_pool()
-    db = settings.DATABASES["default"]
-    params = {"host": db["HOST"], "port": db["PORT"], "user": db["USER"], "dbname": "postgres"}
-    if db.get("PASSWORD"):
-        params["password"] = db["PASSWORD"]
-    with connect(**params, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db["NAME"])))
+    common.drop_database(settings.DATABASES["default"])
 
 
 def report(args: argparse.Namespace, made: float, a: dict[str, float], b: dict[str, list[float]],
@@ -286,7 +282,7 @@ def main() -> None:
     from django.test.utils import override_settings
 
     from demo.seed import ensure_database, migrate_public
-    from omnitenant_async.backends.clone import migrate_template
+    from omnitenant_async.provisioning.clone import migrate_template
 
     ensure_database(recreate=True)
     migrate_public()
@@ -306,8 +302,7 @@ def main() -> None:
     text = report(args, made, a, b, (load_before, os.getloadavg()[0]), busy)
     print(text)
     if not args.print_only:
-        with (Path(__file__).parent / "RESULTS.md").open("a") as f:
-            f.write(text)
+        append_results(text)
 
 
 if __name__ == "__main__":

@@ -21,24 +21,31 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TypedDict
 
 import django
+from django.http import HttpRequest, HttpResponse
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from bench.harness import proc_cpu
+
 ROUNDS = 5
 
 
-def proc_cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+class QueryCost(TypedDict):
+    client_cpu_us: float
+    pg_cpu_us: float
+    wall_us: float
+
+
+class Overhead(TypedDict):
+    middleware_us: float
+    query: dict[str, QueryCost]
+    n: int
 
 
 def middleware_cost(n: int) -> float:
     """µs of CPU that TenantMiddleware adds to a request whose tenant is cached."""
-    from django.http import HttpResponse
     from django.test import RequestFactory
 
     from bench.seed import TENANT_IDS
@@ -46,13 +53,13 @@ def middleware_cost(n: int) -> float:
 
     response = HttpResponse(b"{}")
 
-    async def view(request: Any) -> HttpResponse:
+    async def view(request: HttpRequest) -> HttpResponse:
         return response
 
     middleware = TenantMiddleware(view)
     factory = RequestFactory()
 
-    async def loop(handler: Callable[[Any], Any]) -> float:
+    async def loop(handler: Callable[[HttpRequest], Awaitable[HttpResponse]]) -> float:
         requests = [
             factory.get("/item/", HTTP_HOST=f"{TENANT_IDS[i % len(TENANT_IDS)]}.localhost")
             for i in range(n)
@@ -72,7 +79,7 @@ def middleware_cost(n: int) -> float:
     return statistics.median(asyncio.run(measure()))
 
 
-def query_costs(n: int) -> dict[str, dict[str, float]]:
+def query_costs(n: int) -> dict[str, QueryCost]:
     """CPU µs per ``Marker.objects.get()``: client thread and PostgreSQL backend."""
     from django.db import connections
     from django.test import override_settings
@@ -122,11 +129,11 @@ def query_costs(n: int) -> dict[str, dict[str, float]]:
     for _ in range(ROUNDS):
         for key, (alias, func) in cases.items():
             pid = connections[alias].connection.info.backend_pid
-            pg0, t0, w0 = proc_cpu_s(pid), time.thread_time_ns(), time.perf_counter_ns()
+            pg0, t0, w0 = proc_cpu(pid), time.thread_time_ns(), time.perf_counter_ns()
             func()
             client = (time.thread_time_ns() - t0) / n / 1000
             wall = (time.perf_counter_ns() - w0) / n / 1000
-            samples[key].append((client, (proc_cpu_s(pid) - pg0) * 1e6 / n, wall))
+            samples[key].append((client, (proc_cpu(pid) - pg0) * 1e6 / n, wall))
     return {
         key: {
             "client_cpu_us": statistics.median(s[0] for s in rows),
@@ -141,7 +148,7 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.overhead_settings")
     django.setup()
     n = int(os.environ.get("OMNITENANT_BENCH_OVERHEAD_N", "2000"))
-    result = {"middleware_us": middleware_cost(n), "query": query_costs(n), "n": n}
+    result = Overhead(middleware_us=middleware_cost(n), query=query_costs(n), n=n)
     print(json.dumps(result))
     return 0
 

@@ -25,34 +25,53 @@ import importlib
 import os
 import pstats
 import signal
-import socket
-import subprocess
 import sys
-import time
-from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TypedDict
 
-from bench.bench_http import LUA, OUT, ROOT, free_port, log, lua_args, run_wrk, seed_ours
+from bench.common import conninfo
+from bench.harness import (
+    DB_TENANCY,
+    OUT,
+    ROOT,
+    TENANT_HOSTS,
+    Process,
+    append_results,
+    free_port,
+    log,
+    run_wrk,
+    seed_ours,
+    wrk_cmd,
+)
 
-MODES: dict[str, dict[str, Any]] = {
-    "entry": {
-        "app": "bench.asgi_entry",
-        "env": {"DJANGO_SETTINGS_MODULE": "bench.asgi_settings", "OMNITENANT_BENCH_ENTRY": "ours"},
-        "plain": {"OMNITENANT_BENCH_TENANT": "0"},
-        "tenant": {"OMNITENANT_BENCH_TENANT": "1"},
-        "label": "both through omnitenant_async.asgi (reused request threads)",
-    },
-    "pooler": {
-        "app": "bench.asgi",
-        "env": {"DJANGO_SETTINGS_MODULE": "bench.pooler_settings"},
-        "plain": {"OMNITENANT_BENCH_VARIANT": "plain"},
-        "tenant": {},
-        "label": "both behind PgBouncer (transaction mode), Django's ASGIHandler",
-    },
+
+@dataclass
+class Mode:
+    app: str
+    env: dict[str, str]
+    label: str
+    plain: dict[str, str]
+    tenant: dict[str, str] = field(default_factory=dict)
+
+
+MODES = {
+    "entry": Mode(
+        app="bench.asgi_entry",
+        env={"DJANGO_SETTINGS_MODULE": "bench.asgi_settings", "OMNITENANT_BENCH_ENTRY": "ours"},
+        plain={"OMNITENANT_BENCH_TENANT": "0"},
+        tenant={"OMNITENANT_BENCH_TENANT": "1"},
+        label="both through omnitenant_async.asgi (reused request threads)",
+    ),
+    "pooler": Mode(
+        app="bench.asgi",
+        env={"DJANGO_SETTINGS_MODULE": "bench.pooler_settings"},
+        plain={"OMNITENANT_BENCH_VARIANT": "plain"},
+        label="both behind PgBouncer (transaction mode), Django's ASGIHandler",
+    ),
 }
-VIEW = "/item/"
 WAITS = ("SimpleQueue", "acquire", "epoll", "select", "sleep", "wait")
 
 
@@ -67,10 +86,10 @@ def serve(app_module: str, port: int, out: Path) -> None:
 
     profiler = cProfile.Profile()
 
-    def start(*_: Any) -> None:
+    def start(signum: int, frame: FrameType | None) -> None:
         profiler.enable()
 
-    def stop(*_: Any) -> None:
+    def stop(signum: int, frame: FrameType | None) -> None:
         profiler.disable()
         profiler.dump_stats(out)
         os._exit(0)
@@ -88,6 +107,17 @@ def serve(app_module: str, port: int, out: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # Analysis
 # --------------------------------------------------------------------------------------------
+
+# pstats' table: (file, line, function) -> (primitive calls, calls, self s, cumulative s, callers)
+type Func = tuple[str, int, str]
+type StatsTable = dict[Func, tuple[int, int, float, float, dict[Func, object]]]
+
+
+class Analysis(TypedDict):
+    requests: int
+    total_us: float
+    owners: dict[str, float]
+    ours: list[tuple[float, float, float, str]]  # cumulative µs, self µs, calls, function
 
 
 def owner(filename: str, function: str) -> str:
@@ -109,9 +139,10 @@ def owner(filename: str, function: str) -> str:
     return filename
 
 
-def analyse(path: Path, requests: int) -> dict[str, Any]:
-    stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
-    by_owner: collections.Counter[str] = collections.Counter()
+def analyse(path: Path, requests: int) -> Analysis:
+    # Stats keeps the table in an attribute its type stubs do not declare.
+    stats: StatsTable = vars(pstats.Stats(str(path)))["stats"]
+    by_owner: dict[str, float] = collections.defaultdict(float)
     ours: list[tuple[float, float, float, str]] = []
     for (filename, _line, function), (_cc, calls, self_s, cum_s, _callers) in stats.items():
         by_owner[owner(filename, function)] += self_s
@@ -122,7 +153,9 @@ def analyse(path: Path, requests: int) -> dict[str, Any]:
     return {
         "requests": requests,
         "total_us": total / requests * 1e6,
-        "owners": {k: v / requests * 1e6 for k, v in by_owner.most_common()},
+        "owners": {
+            k: v / requests * 1e6 for k, v in sorted(by_owner.items(), key=lambda kv: -kv[1])
+        },
         "ours": sorted(ours, reverse=True)[:15],
     }
 
@@ -132,67 +165,49 @@ def analyse(path: Path, requests: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def wait_listening(proc: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the profiled server exited early")
-        with suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.1)
-    raise RuntimeError("the profiled server did not listen within 30 s")
-
-
 def wrk(port: int, seconds: int, hosts: list[str]) -> int:
-    cmd = ["wrk", "-t2", "-c64", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA),
-           f"http://127.0.0.1:{port}{VIEW}", "--", *lua_args(hosts)]  # fmt: skip
-    result = run_wrk(cmd)
+    result = run_wrk(wrk_cmd(port, hosts, seconds))
     if result["errors_total"]:
         raise RuntimeError(f"wrk saw errors: {result['errors']}")
-    return int(result["requests"])
+    return result["requests"]
 
 
 def mode_env(mode: str) -> dict[str, str]:
     """``pooler``: the servers reach PostgreSQL through PgBouncer, the listener directly."""
     if mode != "pooler":
         return {}
-    from bench.bench_pooler import direct_dsn
-
     port = os.environ.get("OMNITENANT_PGBOUNCER_TX_PORT")
     if not port:
         raise SystemExit("OMNITENANT_PGBOUNCER_TX_PORT is not set: run bench/run_profile.sh")
-    return {"OMNITENANT_PG_PORT": port, "OMNITENANT_INVALIDATION_DSN": direct_dsn()}
+    return {"OMNITENANT_PG_PORT": port, "OMNITENANT_INVALIDATION_DSN": conninfo(DB_TENANCY)}
 
 
-def profile_variant(mode: str, variant: str, seconds: int) -> dict[str, Any]:
+def profile_variant(mode: str, variant: str, seconds: int) -> Analysis:
     spec = MODES[mode]
     port = free_port()
     out = OUT / f"profile-{mode}-{variant}.prof"
-    env = {**os.environ, **spec["env"], **spec[variant], **mode_env(mode)}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    cmd = [sys.executable, "-m", "bench.bench_profile", "serve", spec["app"], str(port), str(out)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    hosts = ["localhost"] if variant == "plain" else [f"b{i:02d}.localhost" for i in range(50)]
+    env = {**os.environ, **spec.env, **(spec.plain if variant == "plain" else spec.tenant)}
+    env.update(mode_env(mode), PYTHONDONTWRITEBYTECODE="1")
+    cmd = [sys.executable, "-m", "bench.bench_profile", "serve", spec.app, str(port), str(out)]
+    hosts = ["localhost"] if variant == "plain" else TENANT_HOSTS
+    server = Process("the profiled server", cmd, port, env)
     try:
-        wait_listening(proc, port)
         wrk(port, 3, hosts)  # warm-up: pools filled, registry warm
-        proc.send_signal(signal.SIGUSR1)
+        server.proc.send_signal(signal.SIGUSR1)
         requests = wrk(port, seconds, hosts)
-        proc.send_signal(signal.SIGUSR2)
-        proc.wait(timeout=60)
+        server.proc.send_signal(signal.SIGUSR2)
+        server.proc.wait(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        server.stop(grace=0)
     log(f"{mode}/{variant}: {requests} requests profiled ({requests / seconds:.0f} req/s)")
     return analyse(out, requests)
 
 
-def report(mode: str, seconds: int, results: dict[str, dict[str, Any]]) -> str:
+def report(mode: str, seconds: int, results: dict[str, Analysis]) -> str:
     plain, tenant = results["plain"], results["tenant"]
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"### Profile ({mode}): {MODES[mode]['label']}", "",
+        f"### Profile ({mode}): {MODES[mode].label}", "",
         f"Run {now}. Command: `bench/run_profile.sh --mode {mode} --seconds {seconds}`. "
         "uvicorn (one worker) under cProfile, all threads, wrk `-t2 -c64`; self time per "
         "request by owning package (profiled: read shares and differences).", "",
@@ -235,8 +250,7 @@ def main(argv: list[str]) -> int:
     text = report(args.mode, args.seconds, results)
     print(text)
     if args.write:
-        with (ROOT / "bench" / "RESULTS.md").open("a") as f:
-            f.write("\n" + text)
+        append_results("\n" + text)
     return 0
 
 

@@ -15,7 +15,12 @@ import argparse
 import os
 import statistics
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.harness import append_results
+
+if TYPE_CHECKING:
+    from omnitenant_async.models import BaseTenant
 
 
 def main() -> None:
@@ -28,8 +33,8 @@ def main() -> None:
     django.setup()
     from demo.seed import ensure_database, migrate_public
     from omnitenant_async import use_master_db
-    from omnitenant_async.backends import get_tenant_backend
-    from omnitenant_async.backends.clone import migrate_template
+    from omnitenant_async.provisioning import get_tenant_backend
+    from omnitenant_async.provisioning.clone import migrate_template
     from omnitenant_async.utils import get_tenant_model
 
     ensure_database(recreate=True)
@@ -41,7 +46,7 @@ def main() -> None:
     marks = [m for m in (1, 100, 1000, 10000) if m <= args.tenants]
     clone_ms: list[float] = []
     migrate_ms: dict[int, float] = {}
-    made: list[object] = []
+    made: list[BaseTenant] = []
     with use_master_db():
         for i in range(1, args.tenants + 1):
             tenant = Tenant(tenant_id=f"p{i:05d}", name=f"p{i}")
@@ -85,8 +90,7 @@ def main() -> None:
     )
     text = "\n".join(lines) + "\n"
     print(text)
-    with (Path(__file__).parent / "RESULTS.md").open("a") as f:
-        f.write(text)
+    append_results(text)
 
 
 if __name__ == "__main__":

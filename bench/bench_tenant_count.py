@@ -21,9 +21,19 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
 
-from bench.bench_http import LUA, OUT, ROOT, Server, Variant, log, lua_args, proc_cpu, run_wrk
+from bench.harness import (
+    OUT,
+    ROOT,
+    Server,
+    Variant,
+    WrkResult,
+    append_results,
+    log,
+    same_round,
+    wrk_cmd,
+    wrk_with_cpu,
+)
 
 SETTINGS = "bench.count_settings"
 
@@ -44,7 +54,7 @@ def _seed_here(count: int) -> None:
     from django.db import connections
 
     from demo.seed import create_tenant, ensure_database, migrate_public
-    from omnitenant_async.backends.clone import migrate_template
+    from omnitenant_async.provisioning.clone import migrate_template
 
     ensure_database()
     migrate_public()
@@ -63,15 +73,16 @@ def _seed_here(count: int) -> None:
         list(pool.map(create, range(count)))
 
 
-def measure(server: Server, hosts: int, seconds: int) -> dict[str, Any]:
-    cpu0 = proc_cpu(server.proc.pid)
-    cmd = ["wrk", "-t2", "-c64", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA),
-           server.url, "--", *lua_args([f"b{i:02d}.localhost" for i in range(hosts)])]  # fmt: skip
-    result = run_wrk(cmd)
-    result["cpu_ms"] = (proc_cpu(server.proc.pid) - cpu0) * 1000 / max(result["requests"], 1)
+class CountRun(WrkResult):
+    cpu_ms: float
+
+
+def measure(server: Server, hosts: int, seconds: int) -> CountRun:
+    cmd = wrk_cmd(server.port, server.variant.hosts[:hosts], seconds)
+    result, cpu_ms = wrk_with_cpu(cmd, server.pid)
     if result["errors_total"] or result["errors"]["status"]:
         raise RuntimeError(f"{hosts} tenants: wrk errors {result['errors']}")
-    return result
+    return {**result, "cpu_ms": cpu_ms}
 
 
 def main(argv: list[str]) -> int:
@@ -90,7 +101,7 @@ def main(argv: list[str]) -> int:
     variant = Variant("count", "schema engine", sys.executable, "bench.asgi:application", ROOT,
                       "", hosts, {"DJANGO_SETTINGS_MODULE": SETTINGS})  # fmt: skip
     server = Server(variant)
-    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in counts}
+    runs: dict[int, list[CountRun]] = {n: [] for n in counts}
     try:
         server.verify()  # warm-up: every tenant resolved once, so the registry holds them all
         for n in counts:  # and the pooled connections meet them
@@ -107,8 +118,7 @@ def main(argv: list[str]) -> int:
     text = report(args, started, seed_s, counts, runs)
     print(text)
     (OUT / f"tenant-count-{started:%Y%m%dT%H%M%SZ}.json").write_text(json.dumps(runs, indent=1))
-    with (ROOT / "bench" / "RESULTS.md").open("a") as f:
-        f.write("\n" + text)
+    append_results("\n" + text)
     return 0
 
 
@@ -117,7 +127,7 @@ def report(
     started: datetime,
     seed_s: float,
     counts: list[int],
-    runs: dict[int, list[dict[str, Any]]],
+    runs: dict[int, list[CountRun]],
 ) -> str:
     base = runs[counts[0]]
     lines = [
@@ -134,7 +144,7 @@ def report(
     ]  # fmt: skip
     for n in counts:
         rs = runs[n]
-        ratios = [a["rps"] / b["rps"] for a, b in zip(rs, base, strict=True)]
+        ratios = same_round(rs, base)
         med = statistics.median
         lines.append(
             f"| {n} | {med(r['rps'] for r in rs):.0f} | {med(ratios):.3f} "

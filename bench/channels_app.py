@@ -9,8 +9,8 @@ DB: a handler that reads the tenant's marker and inserts a note, on Channels' on
 from __future__ import annotations
 
 import os
-from typing import Any
 
+from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, WebSocketScope
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
@@ -25,7 +25,8 @@ from demo.notes.models import Marker, Note  # noqa: E402
 from omnitenant_async.channels import TenantConsumerMixin, TenantMiddleware  # noqa: E402
 
 
-class PlainEcho(AsyncWebsocketConsumer):
+# Channels ships no type hints, so its consumer classes are Any to mypy.
+class PlainEcho(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         await self.send(text_data=text_data)
 
@@ -41,7 +42,7 @@ def db_work(text: str) -> str:
     return str(marker)
 
 
-class SharedThreadDb(TenantConsumerMixin, AsyncWebsocketConsumer):
+class SharedThreadDb(TenantConsumerMixin, AsyncWebsocketConsumer):  # type: ignore[misc]
     db_threads = 0
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -65,7 +66,9 @@ tenant_app = TenantMiddleware(
 bare_app = PlainEcho.as_asgi()  # no middleware, no mixin: Channels alone
 
 
-async def websocket(scope: Any, receive: Any, send: Any) -> None:
+async def websocket(
+    scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+) -> None:
     app = bare_app if scope["path"] == "/bare/" else tenant_app
     await app(scope, receive, send)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 CLONED, MIGRATED = "zzclonedzz", "zzmigratedzz"
 
@@ -80,14 +79,14 @@ CATALOG_QUERIES = {
 }
 
 
-def dump(schema: str) -> dict[str, list[list[Any]]]:
+def dump(schema: str) -> dict[str, list[list[object]]]:
     """The catalog of ``schema``, its schema name replaced by ``<S>``, each list sorted."""
     from django.db import connection, transaction
     from psycopg import sql
 
     from omnitenant_async import use_master_db
 
-    out: dict[str, list[list[Any]]] = {}
+    out: dict[str, list[list[object]]] = {}
     with use_master_db(), transaction.atomic(), connection.cursor() as cursor:
         raw = cursor.cursor.connection
         cursor.execute(
@@ -129,8 +128,8 @@ def main(argv: list[str]) -> None:
     from django.db import connection
 
     from omnitenant_async import use_master_db
-    from omnitenant_async.backends import get_tenant_backend
-    from omnitenant_async.backends.clone import _unapplied, migrate_template
+    from omnitenant_async.provisioning import get_tenant_backend
+    from omnitenant_async.provisioning.clone import _unapplied, migrate_template
     from omnitenant_async.utils import get_tenant_model
 
     Tenant = get_tenant_model()

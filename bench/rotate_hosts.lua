@@ -2,7 +2,7 @@
 -- evenly over all tenants. Arguments after `--` on the wrk command line:
 --   <count> [prefix]   rotate over <prefix>00 .. <prefix><count-1> .localhost (default: 50 b)
 --   fixed <host>       always the same Host (the baseline: same script, same per-request cost)
--- At the end it prints one line `WRK_JSON {...}` that bench_http.py parses.
+-- At the end it prints one line `WRK_JSON {...}` that bench/harness.py (run_wrk) parses.
 
 local requests = {}
 local n = 0

@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
 import django
+import psycopg
+from psycopg.rows import TupleRow
+
+from bench.common import conninfo
+
+if TYPE_CHECKING:
+    from omnitenant_async.models import BaseTenant
 
 TEMPLATE_ID = "dtpl"
 
@@ -21,15 +28,10 @@ def tenant_id(i: int) -> str:
     return f"d{i:02d}"  # d00..d99, d100..: what rotate_hosts.lua builds with prefix "d"
 
 
-def _server(name: str = "postgres") -> Any:
-    import psycopg
+def _server(name: str = "postgres") -> psycopg.Connection[TupleRow]:
     from django.conf import settings
 
-    db = settings.DATABASES["default"]
-    return psycopg.connect(
-        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"] or None,
-        dbname=name, autocommit=True,
-    )  # fmt: skip
+    return psycopg.connect(conninfo(name, settings.DATABASES["default"]), autocommit=True)
 
 
 def _existing() -> set[str]:
@@ -37,9 +39,9 @@ def _existing() -> set[str]:
         return {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
 
 
-def _template(Tenant: Any) -> str:
-    from omnitenant_async.backends.database import DatabaseTenantBackend
+def _template(Tenant: type[BaseTenant]) -> str:
     from omnitenant_async.isolation import IsolationType
+    from omnitenant_async.provisioning.database import DatabaseTenantBackend
 
     template = Tenant(tenant_id=TEMPLATE_ID, isolation_type=IsolationType.DATABASE)
     backend = DatabaseTenantBackend(template)
@@ -66,8 +68,8 @@ def seed(count: int) -> None:
     from django.db import connections
 
     from demo.seed import ensure_database, migrate_public
-    from omnitenant_async.backends._pools import registry
-    from omnitenant_async.backends.database_settings import default_database_name
+    from omnitenant_async.engines.database_settings import default_database_name
+    from omnitenant_async.engines.pools import pool_registry
     from omnitenant_async.isolation import IsolationType
     from omnitenant_async.utils import get_domain_model, get_tenant_model
 
@@ -76,7 +78,7 @@ def seed(count: int) -> None:
     Tenant, Domain = get_tenant_model(), get_domain_model()
     template = _template(Tenant)
     connections.close_all()
-    registry.close_all()  # CREATE DATABASE ... TEMPLATE needs the template without connections
+    pool_registry.close_all()  # CREATE DATABASE ... TEMPLATE needs the template without connections
     ids = [tenant_id(i) for i in range(count)]
     names = {tid: default_database_name(tid) for tid in ids}
     existing = _existing()

@@ -38,6 +38,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "demo.urls"
+# The admin's CSS/JS, served by demo.views.static (uvicorn alone, no collectstatic).
+STATIC_URL = "static/"
 ASGI_APPLICATION = "demo.asgi.application"
 TEMPLATES = [
     {

@@ -11,4 +11,5 @@ urlpatterns = [
     path("item/", views.item, name="item"),
     path("notes/", views.notes, name="notes"),
     path("feed/", views.feed, name="feed"),
+    path("static/<path:path>", views.static, name="static"),
 ]

@@ -67,7 +67,7 @@ async def acreate_test_tenant(
     )
 
 
-def drop_test_tenant(tenant: BaseTenant) -> None:
+def drop_test_tenant(tenant: BaseTenant | str) -> None:
     """Delete a tenant (a row or a tenant id), its domains and its data; no error if gone.
 
     Given an id with no row, a leftover schema of that name is dropped.
@@ -81,7 +81,7 @@ def drop_test_tenant(tenant: BaseTenant) -> None:
     get_tenant_backend(row).delete(drop=True)
 
 
-async def adrop_test_tenant(tenant: BaseTenant) -> None:
+async def adrop_test_tenant(tenant: BaseTenant | str) -> None:
     await sync_to_async(drop_test_tenant)(tenant)
 
 

@@ -6,13 +6,28 @@ Django's AsyncClient always adds ``Host: testserver``; tenant routing needs the 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 from asgiref.testing import ApplicationCommunicator
 from django.core.handlers.asgi import ASGIHandler
 
 _handler: ASGIHandler | None = None
+
+
+class Communicator(Protocol):
+    """The part of asgiref's ``ApplicationCommunicator`` the tests use, with its types."""
+
+    async def send_input(self, message: Mapping[str, Any]) -> None: ...
+    async def receive_output(self, timeout: float = 1) -> dict[str, Any]: ...
+    async def receive_nothing(self, timeout: float = 0.1, interval: float = 0.01) -> bool: ...
+    async def wait(self, timeout: float = 1) -> None: ...
+
+
+def communicator(application: Any, scope: Mapping[str, Any]) -> Communicator:
+    """``ApplicationCommunicator(application, scope)``, typed: asgiref.testing has no hints."""
+    return cast(Communicator, cast(Any, ApplicationCommunicator)(application, scope))
 
 
 @dataclass
@@ -43,10 +58,10 @@ async def request(
         "root_path": "", "headers": raw_headers, "client": ("127.0.0.1", 1234),
         "server": ("127.0.0.1", 80),
     }  # fmt: skip
-    comm = ApplicationCommunicator(_handler, scope)
+    comm = communicator(_handler, scope)
     await comm.send_input({"type": "http.request", "body": body, "more_body": False})
     start = await comm.receive_output(timeout=30)
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         message = await comm.receive_output(timeout=30)
         chunks.append(message.get("body", b""))

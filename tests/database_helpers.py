@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class PgServer:
     host: str
     port: str
 
-    def connect(self, dbname: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
+    def connect(self, dbname: str = "postgres") -> psycopg.Connection[TupleRow]:
         return psycopg.connect(
             host=self.host, port=self.port, user="postgres", dbname=dbname, autocommit=True
         )

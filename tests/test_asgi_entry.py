@@ -14,15 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
-from asgiref.testing import ApplicationCommunicator
 from django.core import checks as django_checks
-from django.db import connection
 from django.test import override_settings
 
 from omnitenant_async import checks
 from omnitenant_async.asgi import RequestThreads, TenantASGIHandler, get_asgi_application
 
+from .asgi_client import communicator
 from .conftest import TENANT_IDS, Server
+from .engine_wrapper import engine_wrapper
 from .test_connection_release import (
     HOSTILE,
     POOL_MAX,
@@ -59,7 +59,7 @@ def scope_for(path: str, tenant_id: str, method: str = "GET") -> dict[str, Any]:
 
 
 async def call(handler: Any, path: str, tenant_id: str = "t01") -> Answer:
-    comm = ApplicationCommunicator(handler, scope_for(path, tenant_id))
+    comm = communicator(handler, scope_for(path, tenant_id))
     await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
     start = await comm.receive_output(timeout=30)
     chunks = []
@@ -95,7 +95,7 @@ def assert_clean(state: dict[str, Any], tenant_id: str) -> None:
 
 
 def pool_in_use() -> int:
-    return in_use(connection.pool)
+    return in_use(engine_wrapper().pool)
 
 
 # One thread, reused: a request's leftovers must not reach the next request.
@@ -153,7 +153,7 @@ async def test_a_client_disconnecting_mid_request_leaves_nothing_behind(
     one_thread: TenantASGIHandler,
 ) -> None:
     before = pool_in_use()
-    comm = ApplicationCommunicator(one_thread, scope_for("/disconnect-in-atomic/", "t08"))
+    comm = communicator(one_thread, scope_for("/disconnect-in-atomic/", "t08"))
     await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
     await asyncio.sleep(0.5)  # the view holds a connection in an open atomic block
     assert pool_in_use() == before + 1
@@ -230,7 +230,9 @@ def test_w040_when_there_are_more_threads_than_pooled_connections() -> None:
     from django.conf import settings as dj
 
     config = dict(dj.OMNITENANT_CONFIG)
-    max_size = dj.DATABASES["default"]["OPTIONS"]["pool"]["max_size"]
+    options = dj.DATABASES["default"]["OPTIONS"]
+    assert isinstance(options, dict)  # typed object: demo.settings mixes value types
+    max_size = options["pool"]["max_size"]
     with override_settings(OMNITENANT_CONFIG={**config, "ASGI_THREADS": max_size}):
         assert checks.check_asgi_threads() == []
     with override_settings(OMNITENANT_CONFIG={**config, "ASGI_THREADS": max_size + 1}):

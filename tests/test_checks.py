@@ -94,7 +94,9 @@ def test_engine_conn_max_age_and_pool() -> None:
 
 def test_channels_db_threads_beyond_the_pool() -> None:
     config = dict(settings.OMNITENANT_CONFIG)
-    max_size = settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"]
+    options = settings.DATABASES["default"]["OPTIONS"]
+    assert isinstance(options, dict)  # typed object: demo.settings mixes value types
+    max_size = options["pool"]["max_size"]
     with override_settings(OMNITENANT_CONFIG={**config, "CHANNELS_DB_THREADS": max_size + 1}):
         assert ids(checks.check_channels_db_threads) == {"omnitenant.W003"}
     with override_settings(OMNITENANT_CONFIG={**config, "CHANNELS_DB_THREADS": max_size}):

@@ -282,10 +282,9 @@ def test_migrate_tenants_runs_in_parallel_threads_each_in_its_own_schema(
 
     def on_post_migrate(**kwargs: Any) -> None:
         state = get_current_state()
+        schema = state.schema_name if state else None
         with lock:
-            seen.append(
-                (threading.current_thread().name, state and state.schema_name, kwargs["using"])
-            )
+            seen.append((threading.current_thread().name, schema, kwargs["using"]))
 
     migrated: list[str] = []
     post_migrate.connect(on_post_migrate, dispatch_uid="ops-test")

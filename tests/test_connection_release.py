@@ -24,6 +24,7 @@ from django.db import connection, connections
 from omnitenant_async import tenant_context
 
 from .conftest import TENANT_IDS, Server
+from .engine_wrapper import engine_wrapper
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("tenants")]
 
@@ -125,7 +126,7 @@ def test_a_thread_that_ends_without_closing_returns_its_connection(
 ) -> None:
     """The mechanism itself: a checkout outlives nothing but its thread."""
     connections.close_all()
-    pool = connection.pool
+    pool = engine_wrapper().pool
     before = in_use(pool)
 
     def leak() -> None:
@@ -152,7 +153,7 @@ def test_a_connection_shared_with_other_threads_stays_open_when_its_thread_ends(
     the thread it was shared with closes it, as with Django's stock engine (Django's
     backends.tests.ThreadTests.test_default_connection_thread_local)."""
     connections.close_all()
-    pool = connection.pool
+    pool = engine_wrapper().pool
     before = in_use(pool)
     shared: list[Any] = []
 

@@ -49,7 +49,7 @@ def sync_probe(tag: str) -> dict[str, Any]:
 async def async_probe(tag: str) -> dict[str, Any]:
     from demo.notes.models import Marker, Note
 
-    reply = await database_sync_to_async(sync_probe)(tag + "-s")
+    reply: dict[str, Any] = await database_sync_to_async(sync_probe)(tag + "-s")
     note = await Note.objects.acreate(text=tag + "-a")
     reply["marker_async"] = (await Marker.objects.aget()).tenant_id
     reply["note_async"] = await Note.objects.filter(pk=note.pk, text=note.text).aexists()

@@ -184,7 +184,9 @@ def test_busy_pools_make_a_new_database_wait_then_time_out(pool_tenants: list[An
 
 def test_budget_setting_and_system_check() -> None:
     budget = connection_budget()
-    master_max = settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"]
+    options = settings.DATABASES["default"]["OPTIONS"]
+    assert isinstance(options, dict)  # typed object: demo.settings mixes value types
+    master_max = options["pool"]["max_size"]
     assert budget.total == budget.max_pools * budget.pool_size + master_max
 
     def ids(**values: Any) -> set[str]:

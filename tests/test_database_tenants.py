@@ -176,6 +176,7 @@ def test_switching_tenant_gives_the_connection_back_to_its_pool(
         current_database()
         first = wrapper.connection
     key_a = TenantState.from_tenant(db_tenants["dba"]).pool_key
+    assert key_a is not None
     assert pool_registry.in_use()[key_a] == 1  # still held: nothing asked for another database
     with tenant_context(db_tenants["dbc"]):
         assert current_database()[0] == prefix() + "dbc"
@@ -309,6 +310,7 @@ async def test_async_twins_create_and_drop(db_tenants: dict[str, Any]) -> None:
     server = main_server()
     tenant = unsaved("dbasync", server.database_config(prefix() + "dbasync"))
     backend = get_tenant_backend(tenant)
+    assert isinstance(backend, DatabaseTenantBackend)
     await backend.acreate()
     async with tenant_context(tenant):
         await Marker.objects.acreate(tenant_id="dbasync")
@@ -341,7 +343,9 @@ def test_template_database_is_cloned(db_tenants: dict[str, Any]) -> None:
 
     server = main_server()
     template = prefix() + "dbb"
-    pool_registry.close(TenantState.from_tenant(db_tenants["dbb"]).pool_key)  # no idle connections
+    template_key = TenantState.from_tenant(db_tenants["dbb"]).pool_key
+    assert template_key is not None
+    pool_registry.close(template_key)  # no idle connections
     tenant = unsaved("dbclone", {**server.database_config(prefix() + "dbclone")})
     config = {**settings.OMNITENANT_CONFIG, "DATABASE_TEMPLATE": template}
     with override_settings(OMNITENANT_CONFIG=config):

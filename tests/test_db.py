@@ -12,10 +12,12 @@ from demo.notes.models import Marker
 from omnitenant_async import tenant_context
 from omnitenant_async.db import arelease_connections, release_connections
 
+from .engine_wrapper import engine_wrapper
+
 
 @pytest.mark.asyncio
 async def test_arelease_returns_the_request_threads_connection(tenants: dict[str, Any]) -> None:
-    pool = connection.pool
+    pool = engine_wrapper().pool
     async with tenant_context(tenants["t17"]):
         assert (await Marker.objects.aget()).tenant_id == "t17"
         held = await sync_to_async(lambda: connection.connection is not None)()

@@ -10,12 +10,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, connection, transaction
 
 from demo.notes.models import Marker, Note
 from omnitenant_async import schema_context, tenant_context, use_master_db
 from omnitenant_async.engines.postgresql.base import DatabaseWrapper
 from omnitenant_async.exceptions import InvalidTenantName, NoTenantActive
+
+from .engine_wrapper import engine_wrapper
 
 pytestmark = [pytest.mark.bug, pytest.mark.usefixtures("tenants")]
 
@@ -310,7 +312,7 @@ def test_content_type_cache_is_per_tenant(tenants: dict[str, Any]) -> None:
 
 
 def test_connections_is_per_thread_and_pool_is_shared() -> None:
-    assert connections["default"].pool is not None
+    assert engine_wrapper("default").pool is not None
 
 
 def test_savepoint_rolled_back_in_the_same_tenant_that_set_the_path(
@@ -322,6 +324,7 @@ def test_savepoint_rolled_back_in_the_same_tenant_that_set_the_path(
         with tenant_context(tenants["t01"]):
             assert Marker.objects.get().tenant_id == "t01"
             sid = connection.savepoint()  # transaction.savepoint_create() is Django 6.1+
+            assert sid is not None  # None only outside a transaction
         with tenant_context(tenants["t06"]):
             assert Marker.objects.get().tenant_id == "t06"  # SET t06 after the savepoint
             transaction.savepoint_rollback(sid)  # undoes that SET on the server
@@ -336,6 +339,7 @@ def test_no_set_while_the_transaction_is_aborted(tenants: dict[str, Any]) -> Non
         with tenant_context(tenants["t07"]):
             Marker.objects.get()
             sid = connection.savepoint()  # transaction.savepoint_create() is Django 6.1+
+            assert sid is not None  # None only outside a transaction
             with pytest.raises(DatabaseError), connection.cursor() as cursor:
                 cursor.execute("SELECT 1/0")
         with tenant_context(tenants["t08"]):

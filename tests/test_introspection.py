@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -48,12 +48,13 @@ def shadowing() -> Iterator[None]:
 
 
 def test_same_tables_as_django_in_every_state(tenants: dict[str, Any], shadowing: None) -> None:
-    for activate in (
+    activations: list[Callable[[], tenant_context]] = [
         lambda: tenant_context(tenants["t03"]),
         lambda: tenant_context(tenants["t04"]),
         use_master_db,
         lambda: schema_context("t03", include_public=False),
-    ):
+    ]
+    for activate in activations:
         with activate():
             ours, djangos = both()
             assert ours == djangos

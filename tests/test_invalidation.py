@@ -46,7 +46,7 @@ def pg_params(dbname: str | None = None) -> dict[str, Any]:
 
 def sql(query: str, *args: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(**pg_params()) as conn:
-        cursor = conn.execute(query, args or None)  # type: ignore[arg-type]
+        cursor = conn.execute(query, args or None)
         return cursor.fetchall() if cursor.description else []
 
 

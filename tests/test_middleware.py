@@ -108,5 +108,5 @@ def test_request_tenant_attribute_and_reset_after_response() -> None:
     from omnitenant_async import get_current_state
 
     response = Client().get("/whoami-sync/", headers={"host": "t08.localhost"})
-    assert response.wsgi_request.tenant.tenant_id == "t08"  # type: ignore[attr-defined]
+    assert response.wsgi_request.tenant.tenant_id == "t08"  # type: ignore[attr-defined]  # set by the middleware
     assert get_current_state() is None

@@ -109,7 +109,7 @@ def test_concurrent_lookups_over_more_tenants_than_the_bound() -> None:
                 else:
                     state = registry.get_by_tenant_id(tenant_id)
                 assert (state.tenant_id, state.schema_name) == (tenant_id, tenant_id)
-                assert state.tenant.tenant_id == tenant_id
+                assert state.tenant is not None and state.tenant.tenant_id == tenant_id
                 assert len(registry._found) <= 6
                 checked += 1
         finally:

@@ -23,6 +23,7 @@ from omnitenant_async import get_current_tenant
 from omnitenant_async.channels import CLOSE_INVALID_TENANT
 from omnitenant_async.channels import TenantMiddleware as ChannelsTenantMiddleware
 from omnitenant_async.middleware import TenantMiddleware
+from omnitenant_async.models import BaseTenant
 from omnitenant_async.registry import registry
 from omnitenant_async.resolvers import RequestInfo
 
@@ -31,6 +32,13 @@ from .asgi_client import request
 pytestmark = pytest.mark.usefixtures("tenants")
 
 factory = RequestFactory()
+
+
+async def cached_tenant(host: str) -> BaseTenant:
+    """The registry's cached tenant instance for ``host``."""
+    tenant = (await registry.aget_by_domain(host)).tenant
+    assert isinstance(tenant, BaseTenant), tenant
+    return tenant
 
 
 def seen(request: HttpRequest, tenant: Any) -> dict[str, Any]:
@@ -43,16 +51,16 @@ def seen(request: HttpRequest, tenant: Any) -> dict[str, Any]:
 
 @pytest.mark.asyncio
 async def test_a_view_mutating_request_tenant_affects_no_concurrent_request() -> None:
-    original = (await registry.aget_by_domain("t05.localhost")).tenant
+    original = await cached_tenant("t05.localhost")
     name, config = original.name, dict(original.config)
 
     async def view(request: HttpRequest) -> HttpResponse:
         i = int(request.GET["i"])
         if i % 2:  # the mutating half
-            request.tenant.name = f"mutated-{i}"  # type: ignore[attr-defined]
-            request.tenant.config["poison"] = i  # type: ignore[attr-defined]
+            request.tenant.name = f"mutated-{i}"  # type: ignore[attr-defined]  # set by the middleware
+            request.tenant.config["poison"] = i  # type: ignore[attr-defined]  # set by the middleware
         await asyncio.sleep(0.001 * (i % 5))
-        return JsonResponse(seen(request, request.tenant))  # type: ignore[attr-defined]
+        return JsonResponse(seen(request, request.tenant))  # type: ignore[attr-defined]  # set by the middleware
 
     middleware = TenantMiddleware(view)
     requests = [factory.get(f"/?i={i}", headers={"host": "t05.localhost"}) for i in range(300)]
@@ -64,15 +72,15 @@ async def test_a_view_mutating_request_tenant_affects_no_concurrent_request() ->
             assert body == {"name": f"mutated-{i}", "config": {**config, "poison": i}, "same": True}
         else:
             assert body == {"name": name, "config": config, "same": True}, i
-    cached = (await registry.aget_by_domain("t05.localhost")).tenant
+    cached = await cached_tenant("t05.localhost")
     assert (cached.name, cached.config) == (name, config)
 
 
 def test_sync_views_in_threads_mutating_request_tenant_stay_apart() -> None:
     def view(request: HttpRequest) -> HttpResponse:
         i = int(request.GET["i"])
-        request.tenant.config.setdefault("writer", i)  # type: ignore[attr-defined]
-        return JsonResponse({"writer": request.tenant.config["writer"]})  # type: ignore[attr-defined]
+        request.tenant.config.setdefault("writer", i)  # type: ignore[attr-defined]  # set by the middleware
+        return JsonResponse({"writer": request.tenant.config["writer"]})  # type: ignore[attr-defined]  # set by the middleware
 
     middleware = TenantMiddleware(view)
 
@@ -88,17 +96,17 @@ def test_sync_views_in_threads_mutating_request_tenant_stay_apart() -> None:
 async def test_channels_connections_own_their_tenant_instance() -> None:
     seen_names: list[str] = []
 
-    async def inner(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
         tenant = scope["tenant"]
         seen_names.append(tenant.name)
         tenant.name = "mutated"
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    app = ChannelsTenantMiddleware(inner)  # type: ignore[arg-type]
+    app = ChannelsTenantMiddleware(inner)
     for _ in range(5):
         await run_scope(app, scope_for("t07.localhost"))
-    name = (await registry.aget_by_domain("t07.localhost")).tenant.name
+    name = (await cached_tenant("t07.localhost")).name
     assert seen_names == [name] * 5 and name != "mutated"
 
 
@@ -109,11 +117,14 @@ def scope_for(host: str, extra: list[tuple[bytes, bytes]] | None = None) -> dict
     }  # fmt: skip
 
 
-async def run_scope(app: Any, scope: dict[str, Any]) -> list[dict[str, Any]]:
+async def run_scope(
+    app: Any, scope: dict[str, Any], event: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The messages ``app`` sends; ``receive()`` returns ``event`` (an empty HTTP request)."""
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        return event or {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
@@ -172,16 +183,8 @@ async def test_channels_disallowed_host_is_refused_as_invalid() -> None:
     async def inner(scope: Any, receive: Any, send: Any) -> None:
         raise AssertionError("must not be reached")
 
-    app = ChannelsTenantMiddleware(inner)  # type: ignore[arg-type]
+    app = ChannelsTenantMiddleware(inner)
     ws_scope = {**scope_for("t02.localhost"), "type": "websocket"}
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "websocket.connect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
     with override_settings(ALLOWED_HOSTS=["t01.localhost"]):
-        await app(ws_scope, receive, send)
+        sent = await run_scope(app, ws_scope, {"type": "websocket.connect"})
     assert [(m["type"], m["code"]) for m in sent] == [("websocket.close", CLOSE_INVALID_TENANT)]

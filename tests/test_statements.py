@@ -28,6 +28,7 @@ from omnitenant_async.engines.postgresql.base import DatabaseWrapper
 from omnitenant_async.engines.postgresql.search_path import can_piggyback
 
 from .conftest import ROOT
+from .engine_wrapper import engine_wrapper
 
 pytestmark = [pytest.mark.bug, pytest.mark.usefixtures("tenants")]
 
@@ -188,7 +189,7 @@ def test_a_set_still_rides_along_with_select_and_dml() -> None:
         "VALUES (1)",
     ):
         assert can_piggyback(query), query
-    for query in (
+    for refused in (
         "VACUUM",
         "CREATE DATABASE x",
         "SELECTX",
@@ -198,7 +199,7 @@ def test_a_set_still_rides_along_with_select_and_dml() -> None:
         "ALTER SYSTEM RESET ALL",
         b"SELECT 1",
     ):
-        assert not can_piggyback(query), query
+        assert not can_piggyback(refused), refused
 
 
 class AddNoteIndexConcurrently(migrations.Migration):
@@ -216,7 +217,7 @@ def test_non_atomic_migration_with_add_index_concurrently_per_tenant(
     state = MigrationLoader(None).project_state(("notes", "0001_initial"))
     migration = AddNoteIndexConcurrently("0099_concurrent_index", "notes")
     for tenant_id in ("t05", "t06", "t07"):
-        make_pending(connection, situation, tenants)
+        make_pending(engine_wrapper(), situation, tenants)
         with tenant_context(tenants[tenant_id]):
             try:
                 with connection.schema_editor(atomic=False) as editor:

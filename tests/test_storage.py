@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -14,7 +15,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.files.base import ContentFile
-from django.core.files.storage import InMemoryStorage, default_storage
+from django.core.files.storage import DefaultStorage, InMemoryStorage, default_storage
 from django.db import models
 from django.db.models.fields.files import FieldFile
 from django.test import override_settings
@@ -110,7 +111,7 @@ def test_names_leaving_the_tenant_are_refused(
 ) -> None:
     with tenant_context(tenants["t02"]):
         storage.save("x", ContentFile(b"t02 secret"))
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: storage.save(name, ContentFile(b"evil")),
         lambda: storage.open(name),
         lambda: storage.exists(name),
@@ -188,7 +189,8 @@ def test_default_storage_from_settings(tmp_path: Path, tenants: dict[str, Any]) 
             with tenant_context(tenants[tid]):
                 default_storage.save("f.txt", ContentFile(tid.encode()))
                 assert default_storage.url("f.txt") == f"/m/{tid}/f.txt"
-        assert isinstance(default_storage._wrapped, TenantFileSystemStorage)
+        # default_storage is a DefaultStorage (a LazyObject) that django-stubs types as Storage.
+        assert isinstance(cast(DefaultStorage, default_storage)._wrapped, TenantFileSystemStorage)
     assert (tmp_path / "t03/f.txt").read_bytes() == b"t03"
     assert (tmp_path / "t04/f.txt").read_bytes() == b"t04"
 
@@ -215,7 +217,7 @@ def test_mixin_on_another_storage(tenants: dict[str, Any]) -> None:
 def test_saved_name_outside_the_prefix_is_refused(tenants: dict[str, Any]) -> None:
     class Elsewhere(InMemoryStorage):
         def _save(self, name: str, content: Any) -> str:
-            super()._save(name, content)
+            super()._save(name, content)  # type: ignore[misc]  # not in django-stubs' Storage
             return "t02/" + name.partition("/")[2]
 
     class Storage(TenantPrefixMixin, Elsewhere):
@@ -289,9 +291,9 @@ def test_file_field_round_trip(storage: TenantFileSystemStorage, tenants: dict[s
     """Through a FileField (unbound, no model or migration): the stored name has no prefix."""
     field = models.FileField(upload_to="docs", storage=storage, max_length=100)
     field.set_attributes_from_name("document")
-    instance = SimpleNamespace(document=None)
+    instance = SimpleNamespace(document=None)  # a stand-in for a model instance, not a Model
     with tenant_context(tenants["t08"]):
-        fieldfile = FieldFile(instance, field, None)
+        fieldfile = FieldFile(instance, field, None)  # type: ignore[arg-type]  # stand-in
         fieldfile.save("contract.pdf", ContentFile(b"t08 contract"), save=False)
         assert fieldfile.name == instance.document == "docs/contract.pdf"
         assert fieldfile.url == "/media/t08/docs/contract.pdf"
@@ -299,7 +301,7 @@ def test_file_field_round_trip(storage: TenantFileSystemStorage, tenants: dict[s
     with tenant_context(tenants["t09"]):
         assert not storage.exists("docs/contract.pdf")
         with pytest.raises(FileNotFoundError):
-            FieldFile(instance, field, "docs/contract.pdf").open()
+            FieldFile(instance, field, "docs/contract.pdf").open()  # type: ignore[arg-type]  # stand-in
 
 
 def test_demo_model_file_field(
@@ -321,6 +323,7 @@ def test_demo_model_file_field(
     with tenant_context(tenants["t08"]):
         fieldfile = field.attr_class(instance, field, None)
         fieldfile.save("demo.txt", ContentFile(b"t08"), save=False)
+        assert fieldfile.name is not None
         assert not fieldfile.name.startswith("t08/")
         assert read(storage, fieldfile.name) == b"t08"
     with tenant_context(tenants["t09"]):

@@ -13,6 +13,7 @@ from django.test import AsyncRequestFactory
 from demo.notes.models import Marker, Note
 from omnitenant_async import get_current_state, get_current_tenant, use_master_db
 from omnitenant_async.exceptions import TenantAlreadyExists
+from omnitenant_async.models import BaseTenant
 from omnitenant_async.testing import (
     acreate_test_tenant,
     adrop_test_tenant,
@@ -71,7 +72,8 @@ def test_tenant_client_activates_the_tenant_and_sends_its_host() -> None:
     tenant = create_test_tenant("ops-h1", ["ops-h1.localhost"])
     other = create_test_tenant("ops-h2", ["ops-h2.localhost"])
     with tenant_client(tenant) as client:
-        assert get_current_tenant().tenant_id == "ops-h1"
+        current = get_current_tenant()
+        assert current is not None and current.tenant_id == "ops-h1"
         Note.objects.create(text="made in the block")
         assert client.get("/notes/").json() == {
             "tenant": "ops-h1",
@@ -100,14 +102,18 @@ async def test_async_helpers_under_concurrency() -> None:
         acreate_test_tenant("ops-h2", ["ops-h2.localhost"]),
     )
 
-    async def use(tenant: object) -> list[str]:
+    async def use(tenant: BaseTenant) -> list[str]:
         seen = []
         async with async_tenant_client(tenant) as client:
-            tenant_id = get_current_tenant().tenant_id
+            current = get_current_tenant()
+            assert current is not None
+            tenant_id = current.tenant_id
             await Marker.objects.acreate(tenant_id=tenant_id)
             for _ in range(10):
                 body = (await client.get("/whoami/")).json()
-                seen.append(f"{body['tenant']}/{body['marker']}/{get_current_tenant().tenant_id}")
+                current = get_current_tenant()
+                assert current is not None
+                seen.append(f"{body['tenant']}/{body['marker']}/{current.tenant_id}")
                 await asyncio.sleep(0)
         assert get_current_state() is None
         return seen

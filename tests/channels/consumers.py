@@ -56,7 +56,7 @@ def sync_probe(tag: str) -> dict[str, Any]:
 
 async def async_probe(tag: str) -> dict[str, Any]:
     """The sync probe through database_sync_to_async, then the same through the async ORM."""
-    result = await database_sync_to_async(sync_probe)(tag)
+    result: dict[str, Any] = await database_sync_to_async(sync_probe)(tag)
     note = await Note.objects.acreate(text=f"{tag}-async")
     result["marker_async"] = (await Marker.objects.aget()).tenant_id
     result["note_async"] = await Note.objects.filter(pk=note.pk, text=note.text).aexists()
@@ -85,7 +85,8 @@ async def handle(op: dict[str, Any]) -> dict[str, Any]:
     if op["op"] == "evil":
         return await evil_async(op["to"])
     if op["op"] == "evil-sync":
-        return await database_sync_to_async(evil_sync)(op["to"])
+        result: dict[str, Any] = await database_sync_to_async(evil_sync)(op["to"])
+        return result
     return await whoami()
 
 

@@ -16,8 +16,9 @@ import asyncio
 import json
 from typing import Any
 
-from asgiref.testing import ApplicationCommunicator
 from channels.testing import WebsocketCommunicator
+
+from ..asgi_client import communicator
 
 HARNESSES = ["channels", "asgiref"]
 
@@ -54,7 +55,7 @@ class Socket:
             all_headers = [(b"host", host.encode("latin-1"))] if host is not None else []
             self.comm: Any = WebsocketCommunicator(app, path, headers=all_headers + (headers or []))
         else:
-            self.comm = ApplicationCommunicator(app, ws_scope(path, host, headers))
+            self.comm = communicator(app, ws_scope(path, host, headers))
 
     async def connect(self, timeout: float = 5) -> tuple[bool, int | None]:
         if self.harness == "channels":

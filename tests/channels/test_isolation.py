@@ -16,6 +16,7 @@ from demo.notes.models import Note
 from omnitenant_async import tenant_context
 from omnitenant_async.registry import registry
 
+from ..engine_wrapper import engine_wrapper
 from .consumers import NOTE_PREFIX, application
 from .harness import HARNESSES, Socket, close_all, connect_all, recv_all
 
@@ -135,10 +136,9 @@ async def test_naive_tenant_set_once_leaks_where_the_mixin_does_not(
 
 def discard_pool() -> None:
     """Close the pool: the naive consumer left ``SET search_path`` on pooled connections."""
-    from django.db import connection
-
-    connection.close()
-    connection.close_pool()
+    wrapper = engine_wrapper()
+    wrapper.close()
+    wrapper.close_pool()
 
 
 @pytest.mark.bug
@@ -154,7 +154,7 @@ async def test_naive_set_search_path_in_connect_leaks(tenant_ids: list[str], har
     sockets = [Socket(app, harness, f"/ws/naive-set/{t}/", "localhost") for t in owners]
     try:
         await connect_all(sockets, harness)  # SETs for tenants a, b, c in turn
-        replies = []
+        replies: list[dict[str, Any]] = []
         for socket in reversed(sockets):  # reversed: pool rotation cannot line up by chance
             await socket.send({"op": "whoami"})
             replies.insert(0, await socket.recv())

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
 from django.test import override_settings
 
@@ -19,6 +18,7 @@ from omnitenant_async.channels import (
     TenantMiddleware,
 )
 
+from ..asgi_client import communicator
 from .consumers import application
 from .harness import Socket, ws_scope
 
@@ -55,7 +55,7 @@ async def ws_outcome(app: Any, path: str, host: str | None, extensions: bool = F
     scope = ws_scope(path, host)
     if extensions:
         scope["extensions"] = {"websocket.http.response": {}}
-    comm = ApplicationCommunicator(app, scope)
+    comm = communicator(app, scope)
     await comm.send_input({"type": "websocket.connect"})
     out = await comm.receive_output(5)
     if out["type"] == "websocket.http.response.start":
@@ -73,7 +73,7 @@ async def ws_outcome(app: Any, path: str, host: str | None, extensions: bool = F
 
 async def http_status(app: Any, path: str, host: str) -> tuple[int, bytes]:
     scope = dict(ws_scope(path, host), type="http", method="GET", scheme="http", http_version="1.1")
-    comm = ApplicationCommunicator(app, scope)
+    comm = communicator(app, scope)
     await comm.send_input({"type": "http.request", "body": b""})
     start = await comm.receive_output(5)
     body = await comm.receive_output(5)
@@ -102,7 +102,7 @@ async def test_websocket_scope_gets_tenant_and_inner_runs_inside_it() -> None:
 async def test_scope_is_copied_not_mutated() -> None:
     inner = Recorder()
     scope = ws_scope("/ws/x/", "t17.localhost")
-    comm = ApplicationCommunicator(TenantMiddleware(inner), scope)
+    comm = communicator(TenantMiddleware(inner), scope)
     await comm.send_input({"type": "websocket.connect"})
     await comm.receive_output(5)
     assert "tenant" not in scope and "tenant_state" not in scope
@@ -166,7 +166,7 @@ async def test_http_scopes_get_plain_404_and_400() -> None:
 async def test_lifespan_passes_through_untouched() -> None:
     inner = Recorder()
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
-    comm = ApplicationCommunicator(TenantMiddleware(inner), scope)
+    comm = communicator(TenantMiddleware(inner), scope)
     await comm.send_input({"type": "lifespan.startup"})
     assert await comm.receive_output(5) == {"type": "lifespan.startup.complete"}
     await comm.wait(5)
@@ -302,7 +302,7 @@ async def test_auth_stack_looks_sessions_and_users_up_in_the_tenant_schema() -> 
     app = TenantAuthMiddlewareStack(inner)
     cookie = [(b"cookie", f"sessionid={key}".encode())]
     for host in ("t21.localhost", "t20.localhost"):  # the same cookie sent to another tenant
-        comm = ApplicationCommunicator(app, {**ws_scope("/ws/", host, cookie)})
+        comm = communicator(app, {**ws_scope("/ws/", host, cookie)})
         await comm.send_input({"type": "websocket.connect"})
         assert (await comm.receive_output(5))["type"] == "websocket.accept"
         await comm.send_input({"type": "websocket.disconnect", "code": 1000})

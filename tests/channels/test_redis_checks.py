@@ -22,7 +22,7 @@ PUBSUB = "channels_redis.pubsub.RedisPubSubChannelLayer"
 GOOD_HOST = {"address": URL, "socket_timeout": 10}
 
 
-class QuickPollLayer(RedisChannelLayer):  # type: ignore[misc]
+class QuickPollLayer(RedisChannelLayer):  # type: ignore[misc]  # channels_redis is untyped (Any)
     """A subclass that blocks for 1 s per BZPOPMIN: a 2 s socket_timeout is then enough."""
 
     brpop_timeout = 1

@@ -42,7 +42,7 @@ ERROR_MARKS = ("Traceback", "ERROR", "Exception", "TimeoutError")
 
 def demo_layers(prefix: str) -> dict[str, Any]:
     """The demo's own CHANNEL_LAYERS (built from OMNITENANT_REDIS_URL), under ``prefix``."""
-    layers = copy.deepcopy(demo.settings.CHANNEL_LAYERS)
+    layers: dict[str, dict[str, Any]] = copy.deepcopy(demo.settings.CHANNEL_LAYERS)
     config = layers["default"]["CONFIG"]
     assert layers["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer", (
         "demo.settings did not configure Redis: is OMNITENANT_REDIS_URL set?"

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from asgiref.testing import ApplicationCommunicator
 from django.core.exceptions import ImproperlyConfigured
 
 from omnitenant_async import TenantState, use_master_db
@@ -19,6 +18,7 @@ from omnitenant_async.channels.routing import CLOSE_ROUTING_BROKEN
 from omnitenant_async.registry import registry
 from omnitenant_async.utils import get_tenant_model
 
+from ..asgi_client import communicator
 from . import ws_routes
 from .harness import ws_scope
 
@@ -38,7 +38,7 @@ def app(public: bool = True) -> TenantMiddleware:
 
 async def talk(application: Any, path: str, host: str) -> tuple[str, Any]:
     """``("text", message)`` from an accepted socket, or ``("close", code)`` if refused."""
-    comm = ApplicationCommunicator(application, ws_scope(path, host))
+    comm = communicator(application, ws_scope(path, host))
     await comm.send_input({"type": "websocket.connect"})
     first = await comm.receive_output(5)
     if first["type"] == "websocket.close":
@@ -138,7 +138,7 @@ def test_router_for_states_without_a_tenant() -> None:
 @pytest.mark.asyncio
 async def test_without_the_middleware_it_says_what_to_do() -> None:
     router = TenantURLRouter(ws_routes.tenant_urlpatterns)
-    comm = ApplicationCommunicator(router, ws_scope("/ws/who/", "localhost"))
+    comm = communicator(router, ws_scope("/ws/who/", "localhost"))
     await comm.send_input({"type": "websocket.connect"})
     with pytest.raises(ImproperlyConfigured, match="TenantMiddleware"):
         await comm.wait(5)

@@ -42,7 +42,7 @@ class StrictServer:
 @pytest.mark.asyncio
 async def test_a_group_event_after_close_is_dropped(tenants: dict[str, Any]) -> None:
     state = TenantState.from_tenant(tenants["t01"])
-    scope = {
+    scope: dict[str, Any] = {
         "type": "websocket", "path": "/ws/", "headers": [], "query_string": b"",
         "tenant": state.tenant, "tenant_state": state,
     }  # fmt: skip
@@ -74,7 +74,7 @@ class GoneClientServer(StrictServer):
 @pytest.mark.asyncio
 async def test_a_group_event_after_the_client_left_is_dropped(tenants: dict[str, Any]) -> None:
     state = TenantState.from_tenant(tenants["t01"])
-    scope = {
+    scope: dict[str, Any] = {
         "type": "websocket", "path": "/ws/", "headers": [], "query_string": b"",
         "tenant": state.tenant, "tenant_state": state,
     }  # fmt: skip

@@ -53,16 +53,15 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     names = ("stock", "ours")
-    runs = [load(argv[1]), load(argv[2])]
-    if runs[0] is None or runs[1] is None:
+    stock, ours = load(argv[1]), load(argv[2])
+    if stock is None or ours is None:
         return 2
     rc = 0
-    for name, data in zip(names, runs, strict=True):
+    for name, data in zip(names, (stock, ours), strict=True):
         print(summary(name, data))
         if data.get("crash"):
             print(f"--- {name}: the run crashed ---\n{data['crash']}")
             rc = 2
-    stock, ours = runs
     if stock["tests_run"] != ours["tests_run"]:
         print(f"DIFFERENT: tests run: stock {stock['tests_run']}, ours {ours['tests_run']}")
         rc = rc or 1

@@ -12,5 +12,5 @@ from test_sqlite import *  # type: ignore[import-not-found]  # noqa: F403
 
 from omnitenant_async import asgi as _ours
 
-django.core.handlers.asgi.ASGIHandler = _ours.TenantASGIHandler  # type: ignore[misc]
-django.core.asgi.get_asgi_application = _ours.get_asgi_application  # type: ignore[assignment]
+django.core.handlers.asgi.ASGIHandler = _ours.TenantASGIHandler  # type: ignore[misc]  # replacing a class, on purpose
+django.core.asgi.get_asgi_application = _ours.get_asgi_application

@@ -5,7 +5,8 @@ applies the search_path, so a minimal one is set; the model labels are only vali
 shape (omnitenant_async is not in Django's INSTALLED_APPS here, so they are never looked up).
 """
 
-from ot_suite_base import *  # noqa: F403
+# Top-level under scripts/django-suite, which puts this directory on sys.path (mypy does not).
+from ot_suite_base import *  # type: ignore[import-not-found]  # noqa: F403
 from ot_suite_base import databases
 
 DATABASES = databases("omnitenant_async.backends.postgresql")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -49,7 +50,7 @@ async def sleepy(request: HttpRequest) -> JsonResponse:
 
 def atomic(request: HttpRequest) -> JsonResponse:
     """One explicit transaction, several statements (ORM and raw)."""
-    seen = []
+    seen: list[str | None] = []
     with transaction.atomic():
         seen.append(Marker.objects.get().tenant_id)
         seen.append(_raw_marker())
@@ -61,7 +62,7 @@ def atomic(request: HttpRequest) -> JsonResponse:
 
 def rollback(request: HttpRequest) -> JsonResponse:
     """A transaction that fails on the server, is rolled back, then more queries."""
-    seen = []
+    seen: list[str | None] = []
     failed = False
     try:
         with transaction.atomic():
@@ -78,10 +79,11 @@ def rollback(request: HttpRequest) -> JsonResponse:
 def savepoint(request: HttpRequest) -> JsonResponse:
     """A savepoint rolled back (a note inserted in it disappears), then queries in and after."""
     token = f"pooler-sp-{uuid.uuid4().hex}"
-    seen = []
+    seen: list[str | None] = []
     with transaction.atomic():
         seen.append(Marker.objects.get().tenant_id)
         sid = connection.savepoint()
+        assert sid is not None  # None only outside a transaction
         Note.objects.create(text=token)
         seen.append(_raw_marker())
         connection.savepoint_rollback(sid)
@@ -114,7 +116,7 @@ def raw(request: HttpRequest) -> JsonResponse:
 def _executemany(tenant_id: str) -> tuple[list[Any], bool, int]:
     token = f"pooler-em-{uuid.uuid4().hex}"
     rows = [(f"{token}-{tenant_id}-{i}",) for i in range(5)]
-    seen = []
+    seen: list[str | None] = []
     with connection.cursor() as cursor:
         # Autocommit: every INSERT is its own transaction on the server.
         cursor.executemany("INSERT INTO notes_note (text, created_at) VALUES (%s, now())", rows)
@@ -136,7 +138,7 @@ def _executemany(tenant_id: str) -> tuple[list[Any], bool, int]:
 
 async def executemany(request: HttpRequest) -> JsonResponse:
     """``cursor.executemany`` inserts into the tenant's notes, read back and deleted again."""
-    tenant_id = request.tenant.tenant_id  # type: ignore[attr-defined]
+    tenant_id = request.tenant.tenant_id  # type: ignore[attr-defined]  # set by the middleware
     seen, complete, left = await sync_to_async(_executemany)(tenant_id)
     return _answer(request, seen, ok=complete and left == 0)
 
@@ -151,7 +153,10 @@ async def mixed(request: HttpRequest) -> JsonResponse:
     return _answer(request, seen)
 
 
-VIEWS = {
+SyncView = Callable[[HttpRequest], JsonResponse]
+AsyncView = Callable[[HttpRequest], Coroutine[Any, Any, JsonResponse]]
+
+VIEWS: dict[str, SyncView | AsyncView] = {
     "sleepy": sleepy,
     "atomic": atomic,
     "rollback": rollback,

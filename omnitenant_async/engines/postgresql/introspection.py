@@ -41,4 +41,6 @@ class DatabaseIntrospection(_PostgresIntrospection):
     def get_table_list(self, cursor: Any) -> list[Any]:
         """Tables and views visible on the ``search_path``, without a visibility check per row."""
         cursor.execute(TABLE_LIST)
-        return [pg.TableInfo(*row) for row in cursor.fetchall() if row[0] not in self.ignored_tables]
+        return [
+            pg.TableInfo(*row) for row in cursor.fetchall() if row[0] not in self.ignored_tables
+        ]

@@ -41,7 +41,7 @@ def create_test_tenant(
     isolation: IsolationType = IsolationType.SCHEMA,
     config: dict[str, Any] | None = None,
     migrate: bool = True,
-) -> Any:
+) -> BaseTenant:
     """Create a tenant with its storage and domains (the first is primary); return the row."""
     return create_tenant(
         tenant_id,
@@ -61,7 +61,7 @@ async def acreate_test_tenant(
     isolation: IsolationType = IsolationType.SCHEMA,
     config: dict[str, Any] | None = None,
     migrate: bool = True,
-) -> Any:
+) -> BaseTenant:
     return await sync_to_async(create_test_tenant)(
         tenant_id, domains, name=name, isolation=isolation, config=config, migrate=migrate
     )

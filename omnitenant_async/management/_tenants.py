@@ -161,7 +161,7 @@ def storage_label(tenant: BaseTenant) -> str:
 
 def storage_exists(tenant: BaseTenant) -> bool:
     """Whether the tenant's schema or database is already there (with or without a row)."""
-    return bool(cast(Any, get_tenant_backend(tenant)).exists())
+    return get_tenant_backend(tenant).exists()
 
 
 def create_tenant(
@@ -175,7 +175,7 @@ def create_tenant(
     verbosity: int = 0,
     stdout: TextIO | None = None,
     adopt: bool = False,
-) -> Any:
+) -> BaseTenant:
     """Create a tenant row, its storage and its domains, all or nothing.
 
     The domains are added last, so no request can reach a tenant whose schema is not ready.
@@ -187,7 +187,7 @@ def create_tenant(
     domains = check_free_domains(domains)
     Tenant, Domain = get_tenant_model(), get_domain_model()
     with use_master_db():
-        tenant = Tenant(
+        tenant: BaseTenant = Tenant(
             tenant_id=tenant_id,
             name=name or tenant_id,
             isolation_type=isolation,

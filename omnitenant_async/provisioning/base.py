@@ -40,6 +40,10 @@ class BaseTenantBackend:
     def drop_storage(self) -> None:
         raise NotImplementedError
 
+    def exists(self) -> bool:
+        """Whether the tenant's schema or database is there (with or without its row)."""
+        raise NotImplementedError
+
     def migration_state(self) -> TenantState:
         """The state migrations run in (e.g. the schema alone on the search_path)."""
         raise NotImplementedError

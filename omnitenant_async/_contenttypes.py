@@ -31,6 +31,7 @@ class TenantKeyedCache(dict[Any, Any]):
 
 
 def install() -> None:
+    # Here, not at the top: contenttypes is optional, and its models need the app registry.
     from django.contrib.contenttypes.models import ContentType
 
     if not isinstance(ContentType.objects._cache, TenantKeyedCache):  # type: ignore[attr-defined]

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
+import django
 from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -142,7 +143,6 @@ def release_thread() -> None:
     other threads (``inc_thread_sharing()``) are left to whoever shared them, as
     ``engines.leases`` does.
     """
-
     for conn in connections.all(initialized_only=True):
         if conn.allow_thread_sharing:
             continue
@@ -284,7 +284,5 @@ def shared_threads(size: int) -> RequestThreads:
 
 def get_asgi_application() -> TenantASGIHandler:
     """Like :func:`django.core.asgi.get_asgi_application`, with reused request threads."""
-    import django
-
     django.setup(set_prefix=False)
     return TenantASGIHandler()

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import difflib
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, connections
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
 
 from .asgi import configured_threads, pool_max_size
-from .conf import KNOWN_KEYS, get_config
+from .conf import KNOWN_KEYS, Config, get_config
 from .engines.budget import connection_budget, server_connection_limit
 from .engines.postgresql.pooler import POOLER_MODES, behind_pooler
 from .models import BaseDomain, BaseTenant
@@ -22,9 +25,6 @@ ENGINES = ("omnitenant_async.backends.postgresql",)
 DATABASE_ENGINE = "omnitenant_async.backends.postgresql_dbs"
 ROUTER = "omnitenant_async.routers.TenantRouter"
 MIDDLEWARE = "omnitenant_async.middleware.TenantMiddleware"
-
-if TYPE_CHECKING:
-    from .conf import Config
 
 
 def _config() -> Config | None:
@@ -250,9 +250,6 @@ def check_channels_db_threads(app_configs: Any = None, **kwargs: Any) -> list[ch
 @checks.register()
 def check_invalidation(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """The cross-process invalidation must be able to listen (docs/deployment.md)."""
-    from psycopg import ProgrammingError
-    from psycopg.conninfo import conninfo_to_dict
-
     config = _config()
     if config is None:
         return []  # check_config reports it (E001)
@@ -385,8 +382,6 @@ def check_pooler(
 
 
 def _detect_pooler(alias: str, behind_pooler: Any) -> list[checks.CheckMessage]:
-    from django.db import DatabaseError, connections
-
     wrapper = connections[alias]
     try:
         with wrapper.cursor():

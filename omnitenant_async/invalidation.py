@@ -33,7 +33,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 from asgiref.sync import sync_to_async
+from django.db import connections, transaction
+from psycopg.conninfo import conninfo_to_dict
 
 from .conf import get_config
 from .registry import registry
@@ -92,8 +95,6 @@ def notify(using: str | None = None, label: str = "") -> None:
     ``post_delete`` signal (``QuerySet.update()``, ``bulk_create``, raw SQL). Outside a
     transaction it takes effect at once.
     """
-    from django.db import connections, transaction
-
     alias = using or get_config().MASTER_DB_ALIAS
     registry.clear()  # this process at once (a load racing the write is discarded) ...
     transaction.on_commit(lambda: invalidate(f"commit of {label or 'a change'}"), using=alias)
@@ -186,9 +187,6 @@ _SESSION_DEFAULTS: dict[str, Any] = {
 
 def connection_params() -> dict[str, Any]:
     """The listener's psycopg parameters: ``INVALIDATION_DSN``, else the master alias's."""
-    from django.db import connections
-    from psycopg.conninfo import conninfo_to_dict
-
     config = get_config()
     if config.INVALIDATION_DSN:
         params: dict[str, Any] = dict(conninfo_to_dict(config.INVALIDATION_DSN))
@@ -201,8 +199,6 @@ def connection_params() -> dict[str, Any]:
 
 def _connect() -> Any:
     """A plain autocommit psycopg connection, never one of the pool's."""
-    import psycopg
-
     return psycopg.connect(**connection_params(), autocommit=True)
 
 

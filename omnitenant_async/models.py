@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import models
 
 from .conf import get_config
@@ -71,8 +73,6 @@ class BaseTenant(models.Model):
 
     def validate_tenant_id(self) -> None:
         """Raise ``ValidationError`` (on field ``tenant_id``) unless the id can be a tenant."""
-        from django.core.exceptions import ValidationError
-
         try:
             validate_schema_name(self.tenant_id)
         except InvalidTenantName as err:
@@ -92,9 +92,6 @@ def _tenant_model_label() -> str:
     placeholder), so Django can finish loading and ``manage.py check`` reports
     ``omnitenant.E001`` instead of a traceback.
     """
-    from django.conf import settings
-    from django.core.exceptions import ImproperlyConfigured
-
     try:
         return get_config().TENANT_MODEL
     except ImproperlyConfigured:

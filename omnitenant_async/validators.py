@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from django.core.exceptions import ValidationError
+
 from .conf import get_config
 from .exceptions import InvalidTenantName
 
@@ -91,8 +93,6 @@ def validate_schema_name(value: str) -> None:
 
 def validate_domain(value: str) -> None:
     """Raise ``ValidationError`` unless ``value`` is a lower-case host name without port."""
-    from django.core.exceptions import ValidationError
-
     if not isinstance(value, str) or not HOSTNAME_RE.match(value):
         raise ValidationError(
             "%(value)r is not a valid domain: use lower-case host names such as "
@@ -104,8 +104,6 @@ def validate_domain(value: str) -> None:
 
 def django_validate_tenant_id(value: str) -> None:
     """Model-field flavour of :func:`validate_tenant_id` (raises ``ValidationError``)."""
-    from django.core.exceptions import ValidationError
-
     try:
         validate_tenant_id(value)
     except InvalidTenantName as err:

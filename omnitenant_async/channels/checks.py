@@ -70,7 +70,7 @@ def _is_core_layer(backend: object) -> bool:
         return True
     try:
         cls = import_string(backend)
-        from channels_redis.core import RedisChannelLayer
+        from channels_redis.core import RedisChannelLayer  # optional: the redis extra
     except ImportError:  # channels_redis absent, or a backend Channels itself will report
         return False
     return isinstance(cls, type) and issubclass(cls, RedisChannelLayer)

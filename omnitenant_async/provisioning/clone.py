@@ -7,17 +7,23 @@ transaction by a script generated from the template's catalog (then cached per p
 the template's applied migrations):
 
 1. functions (``pg_get_functiondef``), standalone sequences (same type/start/increment/...),
-2. tables: ``CREATE TABLE t (LIKE template.t INCLUDING DEFAULTS, CONSTRAINTS, IDENTITY,
-   GENERATED, STORAGE, COMPRESSION, STATISTICS, COMMENTS)``: columns, types, NOT NULL, CHECK
-   constraints, identity columns with *new* sequences, column and check comments;
+2. each table, parents first, in one statement: ``CREATE TABLE t (LIKE template.t INCLUDING
+   DEFAULTS, CONSTRAINTS, IDENTITY, GENERATED, STORAGE, COMPRESSION, CONSTRAINT t_pkey PRIMARY
+   KEY (id), CONSTRAINT ... FOREIGN KEY ... REFERENCES parent (id) ...)``: columns, types, NOT
+   NULL, CHECK constraints (``LIKE`` copies their parsed form: their text would not always
+   parse back to the same one), identity columns with *new* sequences, and the primary, unique,
+   exclusion and foreign keys with the template's names and definitions; then the table's
+   other indexes (``pg_get_indexdef``). Declared there, a foreign key costs no validation query
+   (see :func:`_tables`); those of the tables that get rows, one that closes a cycle or
+   references a unique index of its own table, and NOT VALID constraints wait for the rows,
 3. defaults that named a template object (``nextval('template.seq')``) re-set to the new one,
-   sequences ``OWNED BY`` the new columns,
+   identity sequences' types, statistics targets and replica identities, ``OWNED BY``,
 4. data: every row of the template's tables, i.e. what its migrations (data migrations,
-   ``django_migrations``) and ``post_migrate`` (content types, permissions) wrote; then each
-   sequence set to the template's value (what a freshly migrated tenant has),
-5. primary keys, unique and exclusion constraints, other indexes (same names and definitions),
-   foreign keys re-targeted into the new schema, views, triggers, and the comments on tables,
-   views, sequences, indexes, constraints and triggers.
+   ``django_migrations``) and ``post_migrate`` (content types, permissions) wrote;
+   then every sequence set to the template's value in one ``SELECT`` (what a freshly migrated
+   tenant has),
+5. the keys left from 2. (each checked against the rows by one query), extended statistics,
+   views, indexes of materialized views, triggers, and every comment.
 
 The catalog definitions are read with only the template on the ``search_path``, so PostgreSQL
 prints names of the template's own objects unqualified (the few it always qualifies lose the
@@ -33,9 +39,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, TextIO
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, TextIO
 
 from django.core.management import call_command
 from django.db import connections, transaction
@@ -48,9 +53,11 @@ __all__ = ["ClonePlan", "clone_plan", "migrate_template", "template_state"]
 
 logger = logging.getLogger("omnitenant_async.provisioning")
 
+# Comments and extended statistics are made by statements of their own: LIKE would look up
+# each column's comment and name the statistics itself.
 _LIKE = (
     "INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY INCLUDING GENERATED "
-    "INCLUDING STORAGE INCLUDING COMPRESSION INCLUDING STATISTICS INCLUDING COMMENTS"
+    "INCLUDING STORAGE INCLUDING COMPRESSION"
 )
 
 
@@ -187,11 +194,6 @@ class _Unsupported(Exception):
     pass
 
 
-def _rows(cursor: Any, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    cursor.execute(query, params)
-    return list(cursor.fetchall())
-
-
 _UNSUPPORTED_QUERY = """
 SELECT 'relation ' || c.relname || ' of kind ' || c.relkind::text FROM pg_class c
  WHERE c.relnamespace = %(ns)s AND c.relkind NOT IN ('r', 'v', 'm', 'S', 'i')
@@ -210,286 +212,414 @@ UNION ALL SELECT 'extension member ' || d.objid::text FROM pg_depend d
  WHERE c.relnamespace = %(ns)s AND d.deptype = 'e'
 UNION ALL SELECT 'collation ' || collname FROM pg_collation WHERE collnamespace = %(ns)s
 UNION ALL SELECT 'operator ' || oprname FROM pg_operator WHERE oprnamespace = %(ns)s
+UNION ALL SELECT 'inheritance of ' || c.relname FROM pg_inherits i
+  JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relnamespace = %(ns)s
 """
 
 
 def _generate(alias: str, template: str) -> ClonePlan:
+    """Read the template's catalog and write the script (the module docstring lists its parts)."""
     connection = connections[alias]
     with use_master_db(), transaction.atomic(using=alias), connection.cursor() as cursor:
-        raw = _raw(cursor)
-        tmpl = sql.Identifier(template)
         # Catalog texts print the template's own objects unqualified.
-        cursor.execute(sql.SQL("SET LOCAL search_path = {}").format(tmpl).as_string(raw))
-        cursor.execute("SELECT oid FROM pg_namespace WHERE nspname = %s", [template])
-        (ns,) = cursor.fetchone()
-        unsupported = _rows(cursor, _UNSUPPORTED_QUERY, {"ns": ns})  # type: ignore[arg-type]
+        cursor.execute(
+            sql.SQL("SET LOCAL search_path = {}")
+            .format(sql.Identifier(template))
+            .as_string(_raw(cursor))
+        )
+        cursor.execute(
+            "SELECT oid, quote_ident(nspname) FROM pg_namespace WHERE nspname = %s", [template]
+        )
+        ns, quoted = cursor.fetchone()
+        catalog = _Catalog(cursor, ns, template, quoted)
+        unsupported = catalog.rows(_UNSUPPORTED_QUERY)
         if unsupported:
             raise _Unsupported(", ".join(r[0] for r in unsupported[:5]))
-        cursor.execute("SELECT quote_ident(%s)", [template])  # as PostgreSQL prints it
-        prefix = cursor.fetchone()[0] + "."
-
-        def text(definition: str) -> sql.Composable:
-            return sql.SQL(definition.replace(prefix, "").replace("{", "{{").replace("}", "}}"))
-
-        def ident(name: str) -> sql.Identifier:
-            return sql.Identifier(name)
-
-        out: list[sql.Composable] = []
-        # 1. functions (bodies are not checked: check_function_bodies = off, like pg_dump)
-        for (definition,) in _rows(
-            cursor,
-            "SELECT pg_get_functiondef(oid) FROM pg_proc WHERE pronamespace = %s ORDER BY oid",
-            [ns],
-        ):
-            out.append(text(definition))
-        # 2. standalone sequences (identity ones come with their tables)
-        sequences = _rows(
-            cursor,
-            """SELECT c.relname, format_type(s.seqtypid, NULL), s.seqincrement, s.seqmin,
-                      s.seqmax, s.seqstart, s.seqcache, s.seqcycle,
-                      (SELECT t.relname || '.' || quote_ident(a.attname) FROM pg_depend d
-                         JOIN pg_class t ON t.oid = d.refobjid
-                         JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-                        WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                          AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a')
-                 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
-                WHERE c.relnamespace = %s AND NOT EXISTS (
-                      SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                         AND d.objid = c.oid AND d.deptype = 'i')
-                ORDER BY c.relname""",
-            [ns],
-        )
-        for name, typ, inc, mn, mx, start, cache, cycle, _owner in sequences:
-            out.append(
-                sql.SQL(
-                    "CREATE SEQUENCE {} AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} "
-                    "START WITH {} CACHE {} {}"
-                ).format(
-                    ident(name),
-                    sql.SQL(typ),
-                    sql.Literal(inc),
-                    sql.Literal(mn),
-                    sql.Literal(mx),
-                    sql.Literal(start),
-                    sql.Literal(cache),
-                    sql.SQL("CYCLE" if cycle else "NO CYCLE"),
-                )  # fmt: skip
-            )
-        # 3. tables
-        tables = _rows(
-            cursor,
-            """SELECT c.relname, c.relpersistence, array_to_string(c.reloptions, ', '),
-                      EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
-                                 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> '')
-                 FROM pg_class c WHERE c.relnamespace = %s AND c.relkind = 'r'
-                ORDER BY c.relname""",
-            [ns],
-        )
-        for name, persistence, options, _generated in tables:
-            out.append(
-                sql.SQL("CREATE {}TABLE {} (LIKE {} {}){}").format(
-                    sql.SQL("UNLOGGED " if persistence == "u" else ""),
-                    ident(name),
-                    sql.Identifier(template, name),
-                    sql.SQL(_LIKE),
-                    sql.SQL(f" WITH ({options})" if options else ""),
-                )
-            )
-        # 4. defaults that point at a template object (a sequence, a function)
-        for table, column, default in _rows(
-            cursor,
-            """SELECT c.relname, a.attname, pg_get_expr(ad.adbin, ad.adrelid)
-                 FROM pg_attrdef ad JOIN pg_class c ON c.oid = ad.adrelid
-                 JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-                WHERE c.relnamespace = %(ns)s AND c.relkind = 'r' AND EXISTS (
-                      SELECT 1 FROM pg_depend d
-                       WHERE d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
-                         AND d.refobjid <> ad.adrelid AND (
-                             (d.refclassid = 'pg_class'::regclass AND EXISTS (
-                                 SELECT 1 FROM pg_class r
-                                  WHERE r.oid = d.refobjid AND r.relnamespace = %(ns)s))
-                          OR (d.refclassid = 'pg_proc'::regclass AND EXISTS (
-                                 SELECT 1 FROM pg_proc p
-                                  WHERE p.oid = d.refobjid AND p.pronamespace = %(ns)s))))
-                ORDER BY 1, 2""",
-            {"ns": ns},  # type: ignore[arg-type]
-        ):
-            out.append(
-                sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}").format(
-                    ident(table), ident(column), text(default)
-                )
-            )
-        # LIKE makes identity sequences bigint whatever the column: restore the type.
-        for name, typ in _rows(
-            cursor,
-            """SELECT c.relname, format_type(s.seqtypid, NULL)
-                 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
-                WHERE c.relnamespace = %s AND s.seqtypid <> 'int8'::regtype AND EXISTS (
-                      SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                         AND d.objid = c.oid AND d.deptype = 'i')
-                ORDER BY c.relname""",
-            [ns],
-        ):
-            out.append(sql.SQL("ALTER SEQUENCE {} AS {}").format(ident(name), sql.SQL(typ)))
-        for name, *_rest, owner in sequences:
-            if owner:
-                out.append(
-                    sql.SQL("ALTER SEQUENCE {} OWNED BY {}").format(ident(name), text(owner))
-                )
-        # 5. data written by the migrations, then the sequences where the template has them
-        filled = _filled_tables(cursor, template, [t[0] for t in tables])
-        for table, columns in _rows(
-            cursor,
-            """SELECT c.relname, array_agg(a.attname ORDER BY a.attnum)
-                 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
-                WHERE c.relnamespace = %s AND c.relkind = 'r' AND c.relname = ANY(%s)
-                  AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-                GROUP BY c.relname ORDER BY c.relname""",
-            [ns, filled],
-        ):
-            cols = sql.SQL(", ").join(ident(c) for c in columns)
-            out.append(
-                sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}").format(
-                    ident(table), cols, cols, sql.Identifier(template, table)
-                )
-            )
-        for name, value in _rows(
-            cursor,
-            "SELECT sequencename, last_value FROM pg_sequences "
-            "WHERE schemaname = %s AND last_value IS NOT NULL ORDER BY 1",
-            [template],
-        ):
-            out.append(
-                sql.SQL("SELECT setval({}, {}, true)").format(
-                    sql.Literal(ident(name).as_string(raw)), sql.Literal(value)
-                )
-            )
-        # 6. constraints with their own index, then the other indexes, then foreign keys
-        constraints = _rows(
-            cursor,
-            """SELECT c.relname, con.conname, con.contype, pg_get_constraintdef(con.oid)
-                 FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
-                WHERE c.relnamespace = %s AND c.relkind = 'r'
-                  AND con.contype IN ('p', 'u', 'x', 'f')
-                ORDER BY con.contype = 'f', c.relname, con.conname""",
-            [ns],
-        )
-        indexes = _rows(
-            cursor,
-            """SELECT pg_get_indexdef(i.indexrelid), t.relkind FROM pg_index i
-                 JOIN pg_class ic ON ic.oid = i.indexrelid
-                 JOIN pg_class t ON t.oid = i.indrelid AND t.relkind IN ('r', 'm')
-                WHERE ic.relnamespace = %s AND NOT EXISTS (
-                      SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid
-                         AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x'))
-                ORDER BY t.relkind = 'm', ic.relname""",
-            [ns],
-        )
-        for table, name, kind, definition in constraints:
-            if kind != "f":
-                out.append(
-                    sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-                        ident(table), ident(name), text(definition)
-                    )
-                )
-        for definition, on in indexes:
-            if on == "r":
-                out.append(text(definition))
-        for table, name, kind, definition in constraints:
-            if kind == "f":
-                out.append(
-                    sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-                        ident(table), ident(name), text(definition)
-                    )
-                )
-        views = _rows(
-            cursor,
-            """SELECT c.relname, c.relkind, array_to_string(c.reloptions, ', '),
-                      pg_get_viewdef(c.oid)
-                 FROM pg_class c WHERE c.relnamespace = %s AND c.relkind IN ('v', 'm')
-                ORDER BY c.oid""",
-            [ns],
-        )
-        # 7. views (in creation order), their indexes, triggers
-        for name, kind, options, definition in views:
-            out.append(
-                sql.SQL("CREATE {} {}{} AS {}").format(
-                    sql.SQL("MATERIALIZED VIEW" if kind == "m" else "VIEW"),
-                    ident(name),
-                    sql.SQL(f" WITH ({options})" if options else ""),
-                    text(definition.rstrip().rstrip(";")),
-                )
-            )
-        for definition, on in indexes:
-            if on == "m":
-                out.append(text(definition))
-        for (definition,) in _rows(
-            cursor,
-            """SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t
-                 JOIN pg_class c ON c.oid = t.tgrelid
-                WHERE c.relnamespace = %s AND NOT t.tgisinternal ORDER BY c.relname, t.tgname""",
-            [ns],
-        ):
-            out.append(text(definition))
-        # 8. comments LIKE does not copy
-        for statement in _comments(cursor, ns):
-            out.append(sql.SQL(statement.replace("{", "{{").replace("}", "}}")))
-        script = ";\n".join(s.as_string(raw) for s in out) + ";"
-    return ClonePlan(template=template, script=script, tables=len(tables))
+        tables = _tables(catalog)
+        statements = _statements(catalog, tables)
+    return ClonePlan(template=template, script=";\n".join(statements) + ";", tables=len(tables))
 
 
-def _filled_tables(cursor: Any, template: str, tables: list[str]) -> list[str]:
+class _Catalog:
+    """The template's catalog, read in a transaction whose ``search_path`` is the template alone.
+
+    ``quoted`` is the template's name as PostgreSQL quotes it; :meth:`text` strips the
+    ``quoted.`` prefix that the few definitions that always qualify names (``pg_get_triggerdef``,
+    ``pg_get_functiondef``...) print for the template's own objects.
+    """
+
+    def __init__(self, cursor: Any, ns: int, template: str, quoted: str) -> None:
+        self.cursor, self.ns, self.template, self.quoted = cursor, ns, template, quoted
+
+    def rows(self, query: str) -> list[tuple[Any, ...]]:
+        self.cursor.execute(query, {"ns": self.ns, "template": self.template})
+        return list(self.cursor.fetchall())
+
+    def text(self, definition: str) -> str:
+        return definition.replace(self.quoted + ".", "")
+
+    def texts(self, query: str, *, strip: bool = True) -> list[str]:
+        """The first column of each row, as statements of the script."""
+        return [self.text(row[0]) if strip else row[0] for row in self.rows(query)]
+
+
+@dataclass(slots=True)
+class _Table:
+    """One table of the template: its ``CREATE TABLE`` and the keys that must wait for rows."""
+
+    oid: int
+    name: str  # quoted
+    unlogged: bool
+    options: str  # reloptions, "fillfactor=70, ..."
+    columns: list[str] = field(default_factory=list)  # those an INSERT can write (not generated)
+    filled: bool = False  # the template's table has rows
+    keys: list[str] = field(default_factory=list)  # "CONSTRAINT name <definition>", inline
+    before_data: list[str] = field(default_factory=list)  # ALTER TABLE ... DROP CONSTRAINT
+    after_data: list[str] = field(default_factory=list)  # ALTER TABLE ... ADD CONSTRAINT
+
+    def create(self, template: str) -> str:
+        """``CREATE TABLE`` copying the columns (``LIKE``) and declaring the keys, at once."""
+        elements = ", ".join([f"LIKE {template}.{self.name} {_LIKE}", *self.keys])
+        options = f" WITH ({self.options})" if self.options else ""
+        return (
+            f"CREATE {'UNLOGGED ' if self.unlogged else ''}TABLE {self.name} ({elements}){options}"
+        )
+
+
+class _Constraint(NamedTuple):
+    """A row of ``_CONSTRAINTS_QUERY``."""
+
+    table: int
+    name: str  # quoted
+    kind: str  # pg_constraint.contype
+    definition: str
+    valid: bool
+    references: int | None  # a foreign key's table, if it is in the template
+    key_is_constraint: bool  # a foreign key's key is a primary key or unique constraint
+
+
+def _statements(catalog: _Catalog, tables: list[_Table]) -> list[str]:
+    """The script, in an order where everything a statement needs exists already.
+
+    Each table is followed by its indexes, so that a table referenced later has all its keys
+    (a foreign key may reference a unique index); the rows come once every table is there.
+    """
+    indexes = _indexes(catalog)
+    sequences, owned_by = _sequences(catalog)
+    out = [*catalog.texts(_FUNCTIONS_QUERY), *sequences]
+    for t in tables:
+        out.append(t.create(catalog.quoted))
+        out += indexes.pop(t.oid, [])
+        out += t.before_data
+    out += _repointed_defaults(catalog)
+    out += catalog.texts(_IDENTITY_TYPES_QUERY, strip=False)
+    out += catalog.texts(_COLUMN_SETTINGS_QUERY, strip=False)
+    out += owned_by
+    out += _copy(catalog, tables)
+    out += (statement for t in tables for statement in t.after_data)
+    out += catalog.texts(_STATISTICS_QUERY)
+    out += _views(catalog)
+    out += (d for on_view in indexes.values() for d in on_view)  # on materialized views
+    out += catalog.texts(_TRIGGERS_QUERY)
+    out += catalog.texts(_COMMENTS_QUERY, strip=False)
+    return out
+
+
+def _tables(catalog: _Catalog) -> list[_Table]:
+    """Every table with its keys declared in its ``CREATE TABLE``, parents first.
+
+    One statement per table costs less than ``CREATE TABLE`` followed by an ``ALTER TABLE`` per
+    key, and a foreign key declared in ``CREATE TABLE`` needs no validation query (the table is
+    empty) where ``ALTER TABLE ... ADD FOREIGN KEY`` runs one. It can only be declared there
+    once the key it references exists, so parents come first. Added after the rows instead,
+    with ``ALTER TABLE``: the foreign keys of the tables that get rows (checked by one query
+    each rather than row by row, and no check left pending to block the ``ALTER TABLE``
+    statements that follow), one that closes a cycle or references a unique index of its own
+    table (made after it), and any ``NOT VALID`` constraint (``CREATE TABLE`` and ``LIKE``
+    would make it valid).
+    """
+    tables = {
+        oid: _Table(oid, name, persistence == "u", options or "", columns)
+        for oid, name, persistence, options, columns in catalog.rows(_TABLES_QUERY)
+    }
+    for oid in _filled(catalog, list(tables.values())):
+        tables[oid].filled = True
+    constraints = [_Constraint(*row) for row in catalog.rows(_CONSTRAINTS_QUERY)]
+    parents: dict[int, set[int]] = {oid: set() for oid in tables}
+    for c in constraints:
+        if c.valid and not tables[c.table].filled and c.references not in (None, c.table):
+            parents[c.table].add(c.references)
+    order = _parents_first(list(tables), parents)
+    position = {oid: i for i, oid in enumerate(order)}
+    for c in constraints:
+        table = tables[c.table]
+        constraint = f"CONSTRAINT {c.name} {catalog.text(c.definition)}"
+        if c.kind == "c":  # a NOT VALID check, which LIKE copied as valid: not yet
+            table.before_data.append(f"ALTER TABLE {table.name} DROP CONSTRAINT {c.name}")
+            table.after_data.append(f"ALTER TABLE {table.name} ADD {constraint}")
+        elif c.kind != "f" or (
+            c.valid
+            and not table.filled
+            and (
+                c.references is None
+                or position[c.references] < position[c.table]
+                or (c.references == c.table and c.key_is_constraint)
+            )
+        ):
+            table.keys.append(constraint)
+        else:
+            table.after_data.append(f"ALTER TABLE {table.name} ADD {constraint}")
+    return [tables[oid] for oid in order]
+
+
+def _filled(catalog: _Catalog, tables: list[_Table]) -> set[int]:
+    """The tables of the template that hold rows, in one query."""
     if not tables:
-        return []
-    raw = _raw(cursor)
-    probe = sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT {} WHERE EXISTS (SELECT 1 FROM {})").format(
-            sql.Literal(t), sql.Identifier(template, t)
+        return set()
+    probe = " UNION ALL ".join(
+        f"SELECT {t.oid} WHERE EXISTS (SELECT 1 FROM {catalog.quoted}.{t.name})" for t in tables
+    )
+    return {row[0] for row in catalog.rows(probe.replace("%", "%%"))}
+
+
+def _parents_first(tables: list[int], parents: dict[int, set[int]]) -> list[int]:
+    """``tables`` reordered so that each follows its ``parents``, otherwise kept in order.
+
+    When every table left waits for another (a cycle), the first of them goes next: its foreign
+    keys to tables not placed yet are added after the rows (see :func:`_tables`).
+    """
+    order: list[int] = []
+    placed: set[int] = set()
+    pending = tables
+    while pending:
+        ready = [t for t in pending if parents[t] <= placed] or pending[:1]
+        order += ready
+        placed.update(ready)
+        pending = [t for t in pending if t not in placed]
+    return order
+
+
+def _indexes(catalog: _Catalog) -> dict[int, list[str]]:
+    """The indexes no constraint made, by table (or materialized view) oid."""
+    out: dict[int, list[str]] = {}
+    for on, definition in catalog.rows(_INDEXES_QUERY):
+        out.setdefault(on, []).append(catalog.text(definition))
+    return out
+
+
+def _sequences(catalog: _Catalog) -> tuple[list[str], list[str]]:
+    """Standalone sequences (identity ones come with their tables), and their ``OWNED BY``."""
+    creates, owned_by = [], []
+    for name, typ, inc, minimum, maximum, start, cache, cycle, owner in catalog.rows(
+        _SEQUENCES_QUERY
+    ):
+        creates.append(
+            f"CREATE SEQUENCE {name} AS {typ} INCREMENT BY {inc} MINVALUE {minimum} "
+            f"MAXVALUE {maximum} START WITH {start} CACHE {cache} {'' if cycle else 'NO '}CYCLE"
         )
-        for t in tables
-    )
-    cursor.execute(probe.as_string(raw))
-    return [row[0] for row in cursor.fetchall()]
+        if owner:
+            owned_by.append(f"ALTER SEQUENCE {name} OWNED BY {owner}")
+    return creates, owned_by
 
 
-def _comments(cursor: Any, ns: int) -> list[str]:
-    """``COMMENT ON`` statements for what ``LIKE ... INCLUDING COMMENTS`` leaves out."""
-    cursor.execute(
-        """
-        SELECT format('COMMENT ON %%s %%I IS %%L',
-                      CASE c.relkind WHEN 'r' THEN 'TABLE' WHEN 'v' THEN 'VIEW'
-                           WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
-                           WHEN 'i' THEN 'INDEX' END, c.relname, d.description)
-          FROM pg_description d JOIN pg_class c ON c.oid = d.objoid
-         WHERE d.classoid = 'pg_class'::regclass AND d.objsubid = 0 AND c.relnamespace = %(ns)s
-           AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend dep
-                      WHERE dep.classid = 'pg_class'::regclass AND dep.objid = c.oid
-                        AND dep.deptype = 'i'))
-        UNION ALL
-        SELECT format('COMMENT ON COLUMN %%I.%%I IS %%L', c.relname, a.attname, d.description)
-          FROM pg_description d JOIN pg_class c ON c.oid = d.objoid
-          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid
-         WHERE d.classoid = 'pg_class'::regclass AND d.objsubid > 0
-           AND c.relnamespace = %(ns)s AND c.relkind IN ('v', 'm')
-        UNION ALL
-        SELECT format('COMMENT ON CONSTRAINT %%I ON %%I IS %%L', con.conname, c.relname,
-                      d.description)
-          FROM pg_description d JOIN pg_constraint con ON con.oid = d.objoid
-          JOIN pg_class c ON c.oid = con.conrelid
-         WHERE d.classoid = 'pg_constraint'::regclass AND c.relnamespace = %(ns)s
-           AND con.contype <> 'c'
-        UNION ALL
-        SELECT format('COMMENT ON TRIGGER %%I ON %%I IS %%L', t.tgname, c.relname, d.description)
-          FROM pg_description d JOIN pg_trigger t ON t.oid = d.objoid
-          JOIN pg_class c ON c.oid = t.tgrelid
-         WHERE d.classoid = 'pg_trigger'::regclass AND c.relnamespace = %(ns)s
-        UNION ALL
-        SELECT format('COMMENT ON %%s %%s IS %%L',
-                      CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
-                      p.oid::regprocedure, d.description)
-          FROM pg_description d JOIN pg_proc p ON p.oid = d.objoid
-         WHERE d.classoid = 'pg_proc'::regclass AND p.pronamespace = %(ns)s
-        """,
-        {"ns": ns},
-    )
-    return [row[0] for row in cursor.fetchall()]
+def _repointed_defaults(catalog: _Catalog) -> list[str]:
+    """``LIKE`` copies defaults as they are: one that names a template object (its sequence,
+    its function) is set again from its text, which then names the new schema's."""
+    return [
+        f"ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT {catalog.text(default)}"
+        for table, column, default in catalog.rows(_REPOINTED_DEFAULTS_QUERY)
+    ]
+
+
+def _copy(catalog: _Catalog, tables: list[_Table]) -> list[str]:
+    """Copy the template's rows, then set every sequence to the template's value."""
+    out = []
+    for t in tables:
+        if t.filled:
+            columns = ", ".join(t.columns)
+            out.append(
+                f"INSERT INTO {t.name} ({columns}) OVERRIDING SYSTEM VALUE "
+                f"SELECT {columns} FROM {catalog.quoted}.{t.name}"
+            )
+    values = catalog.texts(_SETVAL_QUERY, strip=False)
+    if values:
+        out.append("SELECT " + ", ".join(values))  # one statement for all of them
+    return out
+
+
+def _views(catalog: _Catalog) -> list[str]:
+    """Views and materialized views in creation order (a view may select from an earlier one)."""
+    out = []
+    for name, kind, options, definition in catalog.rows(_VIEWS_QUERY):
+        what = "MATERIALIZED VIEW" if kind == "m" else "VIEW"
+        with_options = f" WITH ({options})" if options else ""
+        body = catalog.text(definition.rstrip().rstrip(";"))
+        out.append(f"CREATE {what} {name}{with_options} AS {body}")
+    return out
+
+
+# Function bodies are not checked (check_function_bodies = off, like pg_dump).
+_FUNCTIONS_QUERY = """
+SELECT pg_get_functiondef(oid) FROM pg_proc WHERE pronamespace = %(ns)s ORDER BY oid
+"""
+
+# Each table with the columns an INSERT can write (generated ones are computed).
+_TABLES_QUERY = """
+SELECT c.oid, quote_ident(c.relname), c.relpersistence::text,
+       array_to_string(c.reloptions, ', '),
+       ARRAY(SELECT quote_ident(a.attname) FROM pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                AND a.attgenerated = '' ORDER BY a.attnum)
+  FROM pg_class c WHERE c.relnamespace = %(ns)s AND c.relkind = 'r' ORDER BY c.relname
+"""
+
+# Keys (primary, unique, exclusion, then foreign) and the NOT VALID checks (LIKE copies the
+# valid ones), each with: valid? the table a foreign key references if it is in the template,
+# and whether that key is a constraint (declared with its table) rather than a unique index
+# (made just after it).
+_CONSTRAINTS_QUERY = """
+SELECT con.conrelid, quote_ident(con.conname), con.contype::text, pg_get_constraintdef(con.oid),
+       con.convalidated,
+       CASE WHEN r.relnamespace = %(ns)s THEN con.confrelid END,
+       EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = con.confrelid
+                  AND k.conindid = con.conindid AND k.contype IN ('p', 'u'))
+  FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
+  LEFT JOIN pg_class r ON r.oid = con.confrelid
+ WHERE c.relnamespace = %(ns)s AND c.relkind = 'r'
+   AND (con.contype IN ('p', 'u', 'x', 'f') OR (con.contype = 'c' AND NOT con.convalidated))
+ ORDER BY con.contype = 'f', c.relname, con.conname
+"""
+
+_INDEXES_QUERY = """
+SELECT i.indrelid, pg_get_indexdef(i.indexrelid) FROM pg_index i
+  JOIN pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_class t ON t.oid = i.indrelid AND t.relkind IN ('r', 'm')
+ WHERE ic.relnamespace = %(ns)s AND NOT EXISTS (
+       SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid
+          AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x'))
+ ORDER BY ic.relname
+"""
+
+# Standalone sequences: not an identity's own (pg_depend type 'i'); OWNED BY from type 'a'.
+_SEQUENCES_QUERY = """
+SELECT quote_ident(c.relname), format_type(s.seqtypid, NULL), s.seqincrement, s.seqmin,
+       s.seqmax, s.seqstart, s.seqcache, s.seqcycle,
+       (SELECT quote_ident(t.relname) || '.' || quote_ident(a.attname) FROM pg_depend d
+          JOIN pg_class t ON t.oid = d.refobjid
+          JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+           AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a')
+  FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
+ WHERE c.relnamespace = %(ns)s AND NOT EXISTS (
+       SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+          AND d.objid = c.oid AND d.deptype = 'i')
+ ORDER BY c.relname
+"""
+
+# Defaults that depend on a sequence or function of the template.
+_REPOINTED_DEFAULTS_QUERY = """
+SELECT quote_ident(c.relname), quote_ident(a.attname), pg_get_expr(ad.adbin, ad.adrelid)
+  FROM pg_attrdef ad JOIN pg_class c ON c.oid = ad.adrelid
+  JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+ WHERE c.relnamespace = %(ns)s AND c.relkind = 'r' AND EXISTS (
+       SELECT 1 FROM pg_depend d
+        WHERE d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+          AND d.refobjid <> ad.adrelid AND (
+              (d.refclassid = 'pg_class'::regclass AND EXISTS (
+                  SELECT 1 FROM pg_class r WHERE r.oid = d.refobjid AND r.relnamespace = %(ns)s))
+           OR (d.refclassid = 'pg_proc'::regclass AND EXISTS (
+                  SELECT 1 FROM pg_proc p WHERE p.oid = d.refobjid AND p.pronamespace = %(ns)s))))
+ ORDER BY 1, 2
+"""
+
+# LIKE makes every identity sequence bigint (PostgreSQL 15): restore the others' type.
+_IDENTITY_TYPES_QUERY = """
+SELECT format('ALTER SEQUENCE %%I AS %%s', c.relname, format_type(s.seqtypid, NULL))
+  FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
+ WHERE c.relnamespace = %(ns)s AND s.seqtypid <> 'int8'::regtype AND EXISTS (
+       SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+          AND d.objid = c.oid AND d.deptype = 'i')
+ ORDER BY c.relname
+"""
+
+_STATISTICS_QUERY = """
+SELECT pg_get_statisticsobjdef(oid) FROM pg_statistic_ext
+ WHERE stxnamespace = %(ns)s ORDER BY stxname
+"""
+
+_SETVAL_QUERY = """
+SELECT format('setval(%%L, %%s, true)', quote_ident(sequencename), last_value)
+  FROM pg_sequences WHERE schemaname = %(template)s AND last_value IS NOT NULL ORDER BY 1
+"""
+
+# What LIKE does not copy: per-column statistics targets and options, the replica identity.
+_COLUMN_SETTINGS_QUERY = """
+SELECT format('ALTER TABLE %%I ALTER COLUMN %%I SET STATISTICS %%s', c.relname, a.attname,
+              a.attstattarget)
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+ WHERE c.relnamespace = %(ns)s AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+   AND a.attstattarget >= 0
+UNION ALL
+SELECT format('ALTER TABLE %%I ALTER COLUMN %%I SET (%%s)', c.relname, a.attname,
+              array_to_string(a.attoptions, ', '))
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+ WHERE c.relnamespace = %(ns)s AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+   AND a.attoptions IS NOT NULL
+UNION ALL
+SELECT format('ALTER TABLE %%I REPLICA IDENTITY %%s', c.relname,
+              CASE c.relreplident WHEN 'n' THEN 'NOTHING' WHEN 'f' THEN 'FULL'
+                   ELSE (SELECT 'USING INDEX ' || quote_ident(ic.relname) FROM pg_index i
+                           JOIN pg_class ic ON ic.oid = i.indexrelid
+                          WHERE i.indrelid = c.oid AND i.indisreplident) END)
+  FROM pg_class c WHERE c.relnamespace = %(ns)s AND c.relkind = 'r' AND c.relreplident <> 'd'
+"""
+
+_VIEWS_QUERY = """
+SELECT quote_ident(c.relname), c.relkind::text, array_to_string(c.reloptions, ', '),
+       pg_get_viewdef(c.oid)
+  FROM pg_class c WHERE c.relnamespace = %(ns)s AND c.relkind IN ('v', 'm')
+ ORDER BY c.oid
+"""
+
+_TRIGGERS_QUERY = """
+SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+ WHERE c.relnamespace = %(ns)s AND NOT t.tgisinternal ORDER BY c.relname, t.tgname
+"""
+
+# Every comment, except on identity sequences (LIKE chooses their names).
+_COMMENTS_QUERY = """
+SELECT format('COMMENT ON %%s %%I IS %%L',
+              CASE c.relkind WHEN 'r' THEN 'TABLE' WHEN 'v' THEN 'VIEW'
+                   WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+                   WHEN 'i' THEN 'INDEX' END, c.relname, d.description)
+  FROM pg_description d JOIN pg_class c ON c.oid = d.objoid
+ WHERE d.classoid = 'pg_class'::regclass AND d.objsubid = 0 AND c.relnamespace = %(ns)s
+   AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend dep
+              WHERE dep.classid = 'pg_class'::regclass AND dep.objid = c.oid
+                AND dep.deptype = 'i'))
+UNION ALL
+SELECT format('COMMENT ON COLUMN %%I.%%I IS %%L', c.relname, a.attname, d.description)
+  FROM pg_description d JOIN pg_class c ON c.oid = d.objoid
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid
+ WHERE d.classoid = 'pg_class'::regclass AND d.objsubid > 0 AND c.relnamespace = %(ns)s
+UNION ALL
+SELECT format('COMMENT ON CONSTRAINT %%I ON %%I IS %%L', con.conname, c.relname, d.description)
+  FROM pg_description d JOIN pg_constraint con ON con.oid = d.objoid
+  JOIN pg_class c ON c.oid = con.conrelid
+ WHERE d.classoid = 'pg_constraint'::regclass AND c.relnamespace = %(ns)s
+UNION ALL
+SELECT format('COMMENT ON STATISTICS %%I IS %%L', s.stxname, d.description)
+  FROM pg_description d JOIN pg_statistic_ext s ON s.oid = d.objoid
+ WHERE d.classoid = 'pg_statistic_ext'::regclass AND s.stxnamespace = %(ns)s
+UNION ALL
+SELECT format('COMMENT ON TRIGGER %%I ON %%I IS %%L', t.tgname, c.relname, d.description)
+  FROM pg_description d JOIN pg_trigger t ON t.oid = d.objoid
+  JOIN pg_class c ON c.oid = t.tgrelid
+ WHERE d.classoid = 'pg_trigger'::regclass AND c.relnamespace = %(ns)s
+UNION ALL
+SELECT format('COMMENT ON %%s %%s IS %%L',
+              CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+              p.oid::regprocedure, d.description)
+  FROM pg_description d JOIN pg_proc p ON p.oid = d.objoid
+ WHERE d.classoid = 'pg_proc'::regclass AND p.pronamespace = %(ns)s
+"""

@@ -12,7 +12,7 @@ schema tenants by cloning the template, then times
     ``--check-schemas`` extra schemas that hold only a copy of a current ``django_migrations``
     (dropped again before (b): a large catalog slows every ``migrate``, see RESULTS.md);
 (b) one migration forward (``notes`` rolled back to zero on ``--migrate`` tenants, then
-    migrated again) sequential, in 2 and 4 threads and in 2 processes, ``--rounds`` times in
+    migrated again) sequential, in 2 and 4 threads and in 2 and 3 processes, ``--rounds`` times in
     alternating order.
 
 Appends a section to bench/RESULTS.md. The benchmark database is dropped at the end.
@@ -52,6 +52,7 @@ VARIANTS: dict[str, Parallel] = {
     "2 threads": {"threads": 2},
     "4 threads": {"threads": 4},
     "2 processes": {"processes": 2},
+    "3 processes": {"processes": 3},
 }
 
 

@@ -18,24 +18,12 @@ if [[ ! -r $here/../scripts/lib.sh ]]; then
 fi
 # shellcheck source=../scripts/lib.sh
 source "$here/../scripts/lib.sh"
-cd "$OT_ROOT"
-
-# The repository's .venv as it is when it already has what the bench imports; otherwise build it.
-if "$OT_VENV/bin/python" -c 'import django, uvicorn, psycopg, psycopg_pool' 2>/dev/null; then
-    export VIRTUAL_ENV="$OT_VENV" PATH="$OT_VENV/bin:$PATH"
-else
-    ensure_venv
-fi
-if ! ensure_wrk; then
-    ot_err "wrk is required (apt-get install wrk)"
-    exit 1
-fi
-if [[ -z ${OMNITENANT_PG_PORT:-} ]]; then
-    start_postgres OMNITENANT_PG
+own_cluster=${OMNITENANT_PG_PORT:-yes}
+bench_prelude  # the venv, wrk, and a throwaway PostgreSQL unless OMNITENANT_PG_PORT is set
+if [[ $own_cluster == yes ]]; then
     # Our own cluster: the audit may switch log_statement on and read this log.
     export OMNITENANT_BENCH_PG_LOG="$OMNITENANT_PG_DIR/postgres.log"
 fi
-export OMNITENANT_PGUSER="${OMNITENANT_PGUSER:-postgres}"
 export OMNITENANT_BENCH_COMMAND="bench/run_http.sh${*:+ $*}"
 
 # Not exec: the EXIT trap of lib.sh must still stop PostgreSQL afterwards.

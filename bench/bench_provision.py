@@ -1,6 +1,9 @@
 """Provisioning time per tenant, cloning the template vs migrating, as tenants accumulate.
 
     bench/run_provision.sh [--tenants 1000]
+    bench/run_provision.sh --tenants 10000 --spares 4 [--pace-ms 100] [--window 20]
+
+(the second: ``create()`` claiming spare schemas, bench/bench_spares.py).
 
 On ``bench.scale_settings`` (the demo + bench.scale_app, 30 app tables, ~40 per tenant with the
 shared apps): migrates the template, then creates N schema tenants with ``create()`` (cloned),
@@ -26,7 +29,18 @@ if TYPE_CHECKING:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument(
+        "--spares", type=int, default=0,
+        help="SPARE_SCHEMAS: measure create() claiming spares, sign-ups --pace-ms apart.",
+    )  # fmt: skip
+    parser.add_argument("--pace-ms", type=float, default=100.0)
+    parser.add_argument("--window", type=int, default=20, help="Paced sign-ups per mark.")
     args = parser.parse_args()
+    if args.spares:
+        from bench.bench_spares import main as spares_main
+
+        spares_main(args.tenants, args.spares, args.pace_ms, args.window)
+        return
 
     import django
 

@@ -1,15 +1,17 @@
 """Clone a tenant and migrate another with ``bench.scale_settings``; print both catalogs as JSON.
 
-    DJANGO_SETTINGS_MODULE=bench.scale_settings python -m bench.clone_check [--break-fk]
+    DJANGO_SETTINGS_MODULE=bench.scale_settings python -m bench.clone_check [--break-fk] [--spare]
 
 Used by tests/test_clone.py. ``--break-fk`` re-points one of the clone's foreign keys at the
-template after cloning, the mistake the comparison must catch.
+template after cloning, the mistake the comparison must catch. ``--spare`` makes the clone
+ahead of time as a spare schema (``SPARE_SCHEMAS = 1``), which ``create()`` then renames.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 CLONED, MIGRATED = "zzclonedzz", "zzmigratedzz"
 
@@ -121,6 +123,21 @@ def dump(schema: str) -> dict[str, list[list[object]]]:
     return out
 
 
+def _create_from_a_spare(backend: Any) -> str:
+    from django.conf import settings
+    from django.test import override_settings
+
+    from omnitenant_async.provisioning.spares import drop_spares, fill_spares, wait_for_spares
+
+    config = {**settings.OMNITENANT_CONFIG, "SPARE_SCHEMAS": 1}
+    with override_settings(OMNITENANT_CONFIG=config):
+        fill_spares()
+        how: str = backend.create()
+        wait_for_spares(60)
+        drop_spares()
+    return how
+
+
 def main(argv: list[str]) -> None:
     import django
 
@@ -140,7 +157,10 @@ def main(argv: list[str]) -> None:
             get_tenant_backend(old or Tenant(tenant_id=tid)).delete(drop=True)
         cloned = Tenant(tenant_id=CLONED, name=CLONED)
         cloner = get_tenant_backend(cloned)
-        how = cloner.create()
+        if "--spare" in argv:
+            how = _create_from_a_spare(cloner)
+        else:
+            how = cloner.create()
         migrated = Tenant(tenant_id=MIGRATED, name=MIGRATED)
         backend = get_tenant_backend(migrated)
         backend.create(run_migrations=False)

@@ -311,6 +311,34 @@ def check_registry(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     ]
 
 
+@checks.register()
+def check_spares(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``SPARE_SCHEMAS``: a count, and only with a template to clone them from."""
+    config = _config()
+    if config is None:
+        return []  # check_config reports it (E001)
+    count = config.SPARE_SCHEMAS
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        return [
+            checks.Error(
+                f"OMNITENANT_CONFIG['SPARE_SCHEMAS'] is {count!r}; it must be a whole number "
+                ">= 0 (the clones of the template kept ready for create(); 0 turns them off).",
+                id="omnitenant.E070",
+            )
+        ]
+    if count and not config.TEMPLATE_SCHEMA:
+        return [
+            checks.Error(
+                f"OMNITENANT_CONFIG['SPARE_SCHEMAS'] is {count} but no TEMPLATE_SCHEMA is set: "
+                "spare schemas are clones of the template.",
+                hint="Set OMNITENANT_CONFIG['TEMPLATE_SCHEMA'] (docs/operations.md), or "
+                "SPARE_SCHEMAS to 0.",
+                id="omnitenant.E071",
+            )
+        ]
+    return []
+
+
 @checks.register(checks.Tags.urls)
 def check_urlconfs(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """PUBLIC_URLCONF and TENANT_URLCONF name importable modules (omnitenant_async.urlconf)."""

@@ -35,6 +35,9 @@ class Config:
     # Schemas appended to every tenant's search_path after its own (public is always last).
     EXTRA_SEARCH_PATHS: tuple[str, ...] = ()
     TEMPLATE_SCHEMA: str | None = None
+    # Clones of the template kept ready, so that create() renames one instead of cloning
+    # (provisioning/spares.py); 0: off. Needs TEMPLATE_SCHEMA.
+    SPARE_SCHEMAS: int = 0
     # URLconf of the public host / of every tenant (None: ROOT_URLCONF); a tenant's
     # config["urlconf"] overrides the latter (omnitenant_async.urlconf).
     PUBLIC_URLCONF: str | None = None

@@ -69,6 +69,16 @@ def test_cloned_catalog_equals_migrated(checked: dict[str, Any]) -> None:
     assert seeded["scale_app_currency"] == 3 and seeded["django_migrations"] > 20
 
 
+def test_a_claimed_spare_equals_a_migrated_tenant() -> None:
+    """A spare is cloned under its own name, then renamed: nothing may still name it."""
+    checked = run_check("--spare")
+    assert checked["how"] == "cloned" and "spare schema" in checked["why"], checked["why"]
+    diff = differences(checked["cloned"], checked["migrated"])
+    assert diff == [], "\n".join(diff)
+    assert len([t for t in checked["cloned"]["tables"] if t[0].startswith("scale_app_")]) >= 25
+    assert checked["unapplied_on_clone"] == []
+
+
 def test_migrate_check_is_clean_on_a_clone(checked: dict[str, Any]) -> None:
     assert checked["unapplied_on_clone"] == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO, cast
 
@@ -15,6 +16,7 @@ from ..exceptions import OmnitenantError, TenantAlreadyExists, TenantProvisionin
 from ..isolation import IsolationType
 from ..models import BaseTenant
 from ..provisioning import get_tenant_backend
+from ..provisioning.spares import fill_spares
 from ..registry import get_domain_model, get_tenant_model
 from ..validators import validate_domain, validate_tenant_id
 
@@ -310,3 +312,18 @@ def _read_line(stdin: TextIO) -> str:
     if not line:
         raise CommandError("Aborted: no input; nothing was changed.")
     return line
+
+
+def refresh_spares(stdout: Any) -> None:
+    """After the template changed: drop stale spare schemas, clone fresh ones (one line)."""
+    if not get_config().SPARE_SCHEMAS:
+        return
+    start = time.perf_counter()
+    report = fill_spares()
+    if report.why:
+        stdout.write(f"[spares] none made: {report.why}; {report.dropped} stale dropped")
+        return
+    stdout.write(
+        f"[spares] {report.ready} ready ({report.made} made, {report.dropped} stale dropped, "
+        f"{time.perf_counter() - start:.2f}s)"
+    )

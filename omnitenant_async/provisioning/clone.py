@@ -24,6 +24,9 @@ the template's applied migrations):
    tenant has),
 5. the keys left from 2. (each checked against the rows by one query), extended statistics,
    views, indexes of materialized views, triggers, and every comment.
+6. a check that the template's ``django_migrations`` still holds the rows the plan was made
+   from: a migration of the template committed meanwhile aborts the clone (``create()`` then
+   migrates), rather than leave a mix of two states.
 
 The catalog definitions are read with only the template on the ``search_path``, so PostgreSQL
 prints names of the template's own objects unqualified (the few it always qualifies lose the
@@ -37,6 +40,7 @@ rules, row-level security policies, aggregates, extensions' members...) make
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -68,6 +72,9 @@ class ClonePlan:
     template: str
     script: str
     tables: int
+    #: Names the template's state the script copies (its catalog and applied migrations): a
+    #: spare schema made by this plan is stamped with it (provisioning/spares.py).
+    digest: str = ""
 
     def statement(self, schema: str, connection: Any) -> str:
         """``CREATE SCHEMA`` + the script, for one round trip in one transaction."""
@@ -139,7 +146,7 @@ def clone_plan(alias: str | None = None) -> tuple[ClonePlan | None, str]:
             )
         else:
             try:
-                cached = _generate(alias, template)
+                cached = _generate(alias, template, applied)
             except _Unsupported as err:
                 cached = f"template schema {template!r} holds {err}, which cloning cannot copy"
         with _lock:
@@ -217,8 +224,30 @@ UNION ALL SELECT 'inheritance of ' || c.relname FROM pg_inherits i
 """
 
 
-def _generate(alias: str, template: str) -> ClonePlan:
-    """Read the template's catalog and write the script (the module docstring lists its parts)."""
+def applied_digest(applied: frozenset[tuple[str, str]]) -> str:
+    """The md5 that :data:`_UNCHANGED_CHECK` computes server-side over the same rows."""
+    rows = ",".join(f"{app}.{name}" for app, name in sorted(applied))
+    return hashlib.md5(rows.encode(), usedforsecurity=False).hexdigest()
+
+
+# The script's last statement: a migration of the template committed while the script ran
+# (each statement reads the template afresh) would leave a mix of two states; abort instead.
+_UNCHANGED_CHECK = """DO $check$ BEGIN
+  IF (SELECT md5(string_agg(app || '.' || name, ',' ORDER BY app COLLATE "C", name COLLATE "C"))
+        FROM {table}) IS DISTINCT FROM '{digest}' THEN
+    RAISE EXCEPTION 'the template schema was migrated while it was being cloned';
+  END IF;
+END $check$"""
+
+
+def _generate(
+    alias: str, template: str, applied: frozenset[tuple[str, str]] | None = None
+) -> ClonePlan:
+    """Read the template's catalog and write the script (the module docstring lists its parts).
+
+    With ``applied`` (the template's ``django_migrations`` rows), the script ends by checking
+    that they did not change while it ran.
+    """
     connection = connections[alias]
     with use_master_db(), transaction.atomic(using=alias), connection.cursor() as cursor:
         # Catalog texts print the template's own objects unqualified.
@@ -237,7 +266,13 @@ def _generate(alias: str, template: str) -> ClonePlan:
             raise _Unsupported(", ".join(r[0] for r in unsupported[:5]))
         tables = _tables(catalog)
         statements = _statements(catalog, tables)
-    return ClonePlan(template=template, script=";\n".join(statements) + ";", tables=len(tables))
+        if applied is not None:
+            table = sql.Identifier(template, "django_migrations").as_string(_raw(cursor))
+            check = _UNCHANGED_CHECK.format(table=table, digest=applied_digest(applied))
+            statements.append(check)
+    script = ";\n".join(statements) + ";"
+    digest = hashlib.sha256(script.encode()).hexdigest()[:32]
+    return ClonePlan(template=template, script=script, tables=len(tables), digest=digest)
 
 
 class _Catalog:

@@ -7,11 +7,13 @@ import logging
 from django.db import DatabaseError, connections, transaction
 from psycopg import errors, sql
 
+from ..conf import get_config
 from ..context import TenantState, use_master_db
 from ..exceptions import TenantAlreadyExists, TenantProvisioningError
 from ..validators import validate_schema_name
 from .base import BaseTenantBackend
-from .clone import clone_plan
+from .clone import ClonePlan, clone_plan
+from .spares import claim_spare, refill_spares_soon
 
 logger = logging.getLogger("omnitenant_async.provisioning")
 
@@ -52,11 +54,19 @@ class SchemaTenantBackend(BaseTenantBackend):
             ) from err
 
     def clone_storage(self) -> tuple[bool, str]:
-        """Copy the template schema in one transaction (provisioning/clone.py), if it is current."""
+        """Copy the template schema in one transaction (provisioning/clone.py), if it is current.
+
+        With ``SPARE_SCHEMAS``, a copy made ahead of time is renamed instead (spares.py).
+        """
         validate_schema_name(self.schema_name)
         plan, why = clone_plan(self.migration_alias)
         if plan is None:
             return False, why
+        if get_config().SPARE_SCHEMAS:
+            claimed = self._claim_spare(plan)
+            refill_spares_soon()
+            if claimed:
+                return True, f"{why}, ahead of time (spare schema {claimed!r})"
         connection = connections[self.migration_alias]
         try:
             with (
@@ -74,6 +84,15 @@ class SchemaTenantBackend(BaseTenantBackend):
             )
             return False, f"cloning failed: {err}"
         return True, why
+
+    def _claim_spare(self, plan: ClonePlan) -> str | None:
+        try:
+            return claim_spare(self.schema_name, plan, self.migration_alias)
+        except DatabaseError as err:
+            if isinstance(err.__cause__, errors.DuplicateSchema):
+                raise self._already_exists() from err
+            logger.warning("Claiming a spare schema failed (%s); cloning instead.", err)
+            return None
 
     def drop_storage(self) -> None:
         validate_schema_name(self.schema_name)

@@ -17,7 +17,7 @@ from ...provisioning.migration_state import (
     find_pending_tenants,
 )
 from ...registry import get_tenant_model
-from .._tenants import ask, can_prompt
+from .._tenants import ask, can_prompt, refresh_spares
 
 
 def format_duration(seconds: float) -> str:
@@ -82,6 +82,7 @@ class Command(BaseCommand):
         if not tenants:
             if get_config().TEMPLATE_SCHEMA:  # the first tenant is cloned from it: keep it current
                 self._migrate_template(app_label, migration_name)
+                refresh_spares(self.stdout)
             self.stdout.write("No tenants to migrate.")
             return
         start = time.perf_counter()
@@ -89,6 +90,7 @@ class Command(BaseCommand):
         template = get_config().TEMPLATE_SCHEMA
         if not check.pending and not check.template_pending:
             self.stdout.write(f"All {len(tenants)} tenants are up to date; nothing to migrate.")
+            refresh_spares(self.stdout)
             return
         stdin = options.get("stdin") or sys.stdin
         if options["interactive"] and can_prompt(stdin):
@@ -102,6 +104,7 @@ class Command(BaseCommand):
             self._migrate_template(app_label, migration_name)
         elif template:
             self.stdout.write(f"[template] {template} up to date")
+        refresh_spares(self.stdout)  # before the tenants: sign-ups meanwhile get current spares
         if not check.pending:
             self.stdout.write(f"All {len(tenants)} tenants are up to date.")
             return

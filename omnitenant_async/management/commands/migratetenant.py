@@ -9,7 +9,7 @@ from ...conf import get_config
 from ...context import tenant_context
 from ...provisioning import get_tenant_backend
 from ...provisioning.clone import migrate_template
-from .._tenants import USER_ERRORS, error_message, get_tenant, raw_stream
+from .._tenants import USER_ERRORS, error_message, get_tenant, raw_stream, refresh_spares
 
 
 class Command(BaseCommand):
@@ -77,3 +77,4 @@ class Command(BaseCommand):
         )
         if verbosity >= 1:
             self.stdout.write(self.style.SUCCESS(f"Template schema {template!r} migrated."))
+        refresh_spares(self.stdout)

@@ -224,6 +224,25 @@ def test_the_commands_refill_list_and_drop(spares_on: list[Any]) -> None:
         run("refillspares", "--count", "1")
 
 
+def test_createtenant_leaves_the_spares_full(spares_on: list[Any]) -> None:
+    fill_spares()
+    out = io.StringIO()
+    call_command("createtenant", tenant_id="sp-cli", name="cli", stdout=out)
+    with use_master_db():
+        spares_on.append(get_tenant_model().objects.get(tenant_id="sp-cli"))
+    assert "Created tenant 'sp-cli'" in out.getvalue()
+    assert len(list_spares()) == 2  # the replacement was made before the command returned
+
+
+def test_a_claim_inside_a_transaction_refills_after_commit(spares_on: list[Any]) -> None:
+    fill_spares()
+    with use_master_db(), transaction.atomic():
+        assert get_tenant_backend(new_tenant(spares_on, "sp-tx")).create() == "cloned"
+        assert wait_for_spares(0)  # nothing asked yet: the claim is not committed
+    assert wait_for_spares(60)
+    assert len(list_spares()) == 2
+
+
 def test_droporphans_never_lists_spares(spares_on: list[Any]) -> None:
     fill_spares()
     out = run("droporphans")

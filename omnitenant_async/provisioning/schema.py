@@ -64,7 +64,8 @@ class SchemaTenantBackend(BaseTenantBackend):
             return False, why
         if get_config().SPARE_SCHEMAS:
             claimed = self._claim_spare(plan)
-            refill_spares_soon()
+            # After commit: inside a caller's transaction the claimed spare still looks free.
+            transaction.on_commit(refill_spares_soon, using=self.migration_alias)
             if claimed:
                 return True, f"{why}, ahead of time (spare schema {claimed!r})"
         connection = connections[self.migration_alias]

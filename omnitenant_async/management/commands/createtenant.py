@@ -7,6 +7,7 @@ from typing import Any, TextIO, cast
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...models import BaseTenant
+from ...provisioning.spares import wait_for_spares
 from .._tenants import (
     ISOLATION_NAMES,
     USER_ERRORS,
@@ -93,6 +94,9 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Could not create tenant {tenant_id!r}: {error_message(err)}"
             ) from err
+        # A claimed spare's replacement is being cloned in this process's refill thread: let
+        # it finish before the process exits (it would be rolled back, leaving one spare less).
+        wait_for_spares(timeout=120)
         if options["verbosity"] >= 1:
             self._report(tenant, options["migrate"], options["adopt"])
 

@@ -197,7 +197,8 @@ class TenantRegistry:
     async def aget_by_domain(self, host: str) -> TenantState:
         if host in get_config().PUBLIC_HOST:
             return PUBLIC
-        return await self.aget("domain", host)
+        key = ("domain", host)  # aget() inlined: one coroutine less on every request
+        return self._cached(key) or await sync_to_async(self._load)(key)
 
     def get_by_tenant_id(self, tenant_id: str) -> TenantState:
         return self.get("tenant_id", tenant_id)

@@ -43,37 +43,38 @@ class DatabaseWrapper(_PostgresWrapper):
     introspection_class = DatabaseIntrospection
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
-        connection = self._live_connection(conn_params)
+        pool = self.pool  # a property that looks the pool up: read once per checkout
+        connection = self._live_connection(conn_params, pool)
         try:
             pooler.verify(connection, self.alias)
         except BaseException:
-            if self.pool is not None:
-                self.pool.putconn(connection)
+            if pool is not None:
+                pool.putconn(connection)
             else:
                 connection.close()
             raise
-        if self.pool is not None:
+        if pool is not None:
             leases.track(self)  # returned to the pool if this thread ends holding it
         schema_guard.mark_checkout(connection)
         return connection
 
-    def _live_connection(self, conn_params: dict[str, Any]) -> Any:
+    def _live_connection(self, conn_params: dict[str, Any], pool: Any) -> Any:
         """A checkout that a server restart did not break (``engines.health``).
 
         Django's pool has no check unless ``CONN_HEALTH_CHECKS`` (a round trip per checkout);
         this one costs a syscall. A broken connection is closed and given back (the pool
-        discards it) and the next one tried.
+        discards it) and the next one tried. ``pool`` is ``self.pool``.
         """
         connection = super().get_new_connection(conn_params)
-        if self.pool is None or self.settings_dict["CONN_HEALTH_CHECKS"]:
+        if pool is None or self.settings_dict["CONN_HEALTH_CHECKS"]:
             return connection
-        for _ in range(self.pool.max_size):
+        for _ in range(pool.max_size):
             try:
                 health.check_cheaply(connection)
                 return connection
             except psycopg.OperationalError:
                 connection.close()
-                self.pool.putconn(connection)
+                pool.putconn(connection)
                 connection = super().get_new_connection(conn_params)
         return connection
 

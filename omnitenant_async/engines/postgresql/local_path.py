@@ -21,6 +21,7 @@ INDEX CONCURRENTLY, ...) cannot carry a ``SET LOCAL``: for a tenant they are ref
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +32,14 @@ from ...conf import get_config
 from ...context import get_current_state
 from ...exceptions import OmnitenantError
 from . import schema_guard
-from .paths import PUBLIC_PATH, Path, guarded_schema, set_statement, wanted_path
+from .paths import (
+    PUBLIC_PATH,
+    STATEMENT_CACHE_SIZE,
+    Path,
+    guarded_schema,
+    set_statement,
+    wanted_path,
+)
 
 _INERROR = pq.TransactionStatus.INERROR
 _INTRANS = pq.TransactionStatus.INTRANS
@@ -43,6 +51,15 @@ _REFUSES_TRANSACTION_BLOCK = re.compile(
     r"(?:CREATE|DROP|REINDEX)\b[^;]*\bCONCURRENTLY\b|COMMIT|ROLLBACK|BEGIN|START\s+TRANSACTION)",
     re.IGNORECASE,
 )
+# A statement that starts with one of these (no leading space or comment) cannot match
+# _REFUSES_TRANSACTION_BLOCK, so the regex is skipped for what the ORM sends.
+_PLAIN_DML = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
+def _prefix(path: Path) -> tuple[str, str | None]:
+    """``SELECT set_config(...); `` for ``path`` and the schema it checks, composed once."""
+    return f"{set_statement(path, local=True)}; ", guarded_schema(path)
 
 
 class TransactionPoolerUnsupported(OmnitenantError):
@@ -69,16 +86,21 @@ def execute(
     """Run ``query`` through ``send`` (the cursor's own ``execute``) with the tenant's path."""
     conn = cursor.connection
     status = conn.pgconn.transaction_status
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}  # psycopg passes prepare=None
+    if kwargs:
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}  # psycopg: prepare=None
     if status == _INERROR or query == "":
         return send(query, params, **kwargs)  # only ROLLBACK can run now / the pool's check
-    path = _wanted()
+    path = wanted_path(get_current_state())
     if status == _INTRANS and getattr(conn, "_ot_tx_path", None) == path:
         return send(query, params, **kwargs)
-    if not isinstance(query, str) or kwargs or _REFUSES_TRANSACTION_BLOCK.match(query):
+    if (
+        not isinstance(query, str)
+        or kwargs
+        or (not query.startswith(_PLAIN_DML) and _REFUSES_TRANSACTION_BLOCK.match(query))
+    ):
         return _alone(cursor, send, path, query, params, kwargs)
-    prefix = [set_statement(path, local=True)]
-    result = schema_guard.send_prefixed(cursor, prefix, query, params, guarded_schema(path))
+    prefix, checked = _prefix(path)
+    result = schema_guard.send_after(cursor, send, prefix, query, params, checked)
     if not conn.autocommit:  # an explicit transaction: the SET LOCAL lasts until its end
         conn._ot_tx_path = path
     return result

@@ -13,6 +13,7 @@ of a few bytes and no round trip.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from psycopg import errors, sql
@@ -61,6 +62,36 @@ def translate(err: Exception, schema_name: str) -> Exception:
     return err
 
 
+def send_after(
+    cursor: Any,
+    send: Callable[..., Any],
+    prefix: str,
+    query: str,
+    params: Any,
+    checked: str | None,
+) -> Any:
+    """``send(prefix + query)``: ``prefix`` is one statement and its ``"; "``, composed once.
+
+    :func:`send_prefixed` for the statement every query carries behind a transaction pooler,
+    without building the message from a list each time.
+    """
+    try:
+        result = send(prefix + query, params)
+    except Exception as err:
+        _failed(cursor, err, checked)
+        raise
+    cursor.nextset()
+    return result
+
+
+def _failed(cursor: Any, err: Exception, checked: str | None) -> None:
+    """Raise ``TenantSchemaMissing`` if ``err`` is the check of ``checked`` failing."""
+    missing = translate(err, checked) if checked else err
+    if missing is not err:
+        cursor.connection._ot_verify = checked  # sticky: every later statement fails too
+        raise missing from err
+
+
 def send_prefixed(
     cursor: Any, prefix: list[str], query: str | None, params: Any, checked: str | None
 ) -> Any:
@@ -72,11 +103,8 @@ def send_prefixed(
     try:
         result = send("; ".join([*prefix, query] if query else prefix), params)
     except Exception as err:
-        missing = translate(err, checked) if checked else err
-        if missing is err:
-            raise
-        cursor.connection._ot_verify = checked  # sticky: every later statement fails too
-        raise missing from err
+        _failed(cursor, err, checked)
+        raise
     if query:
         for _ in prefix:
             cursor.nextset()

@@ -243,6 +243,20 @@ def test_a_claim_inside_a_transaction_refills_after_commit(spares_on: list[Any])
     assert len(list_spares()) == 2
 
 
+def test_only_names_with_the_prefix_are_spares(spares_on: list[Any]) -> None:
+    names = ["omnitenant_spare", "omnitenant_sparea", "omnitenant_spare_zz"]
+    for name in names:
+        execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    try:
+        assert list_spares() == [("omnitenant_spare_zz", None)]
+        report = fill_spares()  # unstamped: stale, dropped; the neighbours are left alone
+        assert (report.dropped, report.made) == (1, 2)
+        assert schema_exists("omnitenant_spare") and schema_exists("omnitenant_sparea")
+    finally:
+        for name in names:
+            execute(sql.SQL("DROP SCHEMA IF EXISTS {}").format(sql.Identifier(name)))
+
+
 def test_droporphans_never_lists_spares(spares_on: list[Any]) -> None:
     fill_spares()
     out = run("droporphans")

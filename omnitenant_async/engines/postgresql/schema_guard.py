@@ -75,6 +75,7 @@ def send_after(
     :func:`send_prefixed` for the statement every query carries behind a transaction pooler,
     without building the message from a list each time.
     """
+    prefix = escaped(prefix, params)
     try:
         result = send(prefix + query, params)
     except Exception as err:
@@ -82,6 +83,17 @@ def send_after(
         raise
     cursor.nextset()
     return result
+
+
+def escaped(statement: str, params: Any) -> str:
+    """``statement`` as part of a query that has ``params``: each ``%`` doubled.
+
+    With parameters psycopg reads every ``%`` of the query as a placeholder, so a schema name
+    quoted in the prefix (``use_schema("a%s")``) would take the query's parameters.
+    """
+    if params is None or "%" not in statement:
+        return statement
+    return statement.replace("%", "%%")
 
 
 def _failed(cursor: Any, err: Exception, checked: str | None) -> None:
@@ -101,7 +113,8 @@ def send_prefixed(
     """
     send = getattr(cursor, "_send", cursor.execute)  # a server-binding cursor has no _send
     try:
-        result = send("; ".join([*prefix, query] if query else prefix), params)
+        head = [escaped(statement, params) for statement in prefix]
+        result = send("; ".join([*head, query] if query else head), params)
     except Exception as err:
         _failed(cursor, err, checked)
         raise

@@ -30,6 +30,8 @@ from omnitenant_async.provisioning.schema import SchemaTenantBackend
 from omnitenant_async.testing import create_test_tenant, drop_test_tenant
 from omnitenant_async.utils import get_tenant_model
 
+from .conftest import TENANT_IDS
+
 MM_IDS = ("mm-behind", "mm-empty", "mm-broken", "mm-other")
 TEMPLATE = "mm_template"
 PROGRESS = re.compile(
@@ -248,6 +250,43 @@ def test_processes_return_results_in_order_with_tracebacks() -> None:
     assert "Traceback" in results[0].traceback and results[1].ok
     with pytest.raises(ValueError, match="threads or processes, not both"):
         migrate_tenants([behind], threads=2, processes=2)
+
+
+def test_processes_include_this_one(tenants: dict[str, Any], migrate_calls: Calls) -> None:
+    """``processes=2``: this process migrates too (the monkeypatched count sees only its own)
+    while the spawned one starts; every tenant once, results in order."""
+    ordered = [tenants[t] for t in TENANT_IDS]
+    results = migrate_tenants(ordered, processes=2)
+    assert [r.tenant_id for r in results] == TENANT_IDS
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    here = [b.tenant.tenant_id for b in migrate_calls.args]
+    assert 1 <= len(here) <= len(TENANT_IDS) and len(set(here)) == len(here)
+
+
+def test_a_crashed_worker_process_leaves_the_rest_to_this_one(
+    tenants: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omnitenant_async.provisioning import migration
+
+    pools: list[Any] = []
+    spawn = migration._spawned
+
+    def keep(processes: int) -> Any:
+        pools.append(spawn(processes))
+        return pools[-1]
+
+    monkeypatch.setattr(migration, "_spawned", keep)
+
+    def kill_children(done: int, total: int, result: Any) -> None:
+        if done == 1:
+            for process in list(pools[0]._processes.values()):
+                process.kill()
+
+    ordered = [tenants[t] for t in TENANT_IDS]
+    results = migrate_tenants(ordered, processes=2, on_progress=kill_children)
+    assert [r.tenant_id for r in results] == TENANT_IDS
+    failed = [r for r in results if not r.ok]
+    assert len(failed) <= 1 and all("terminated abruptly" in str(r.error) for r in failed)
 
 
 def test_unknown_targets_fail_before_any_migration(migrate_calls: Calls) -> None:

@@ -5,12 +5,14 @@ Threads are safe because the tenant lives in a ContextVar: each job runs in a fr
 tenant. Each job closes its thread's connections when done (they go back to the pool).
 
 ``migrate`` is mostly Python (graph, model states), so threads share one core through the GIL.
-``processes=N`` runs N spawned interpreters instead: each calls ``django.setup()`` and opens
-its own pool (a fresh process, not a fork: nothing of the parent's connections is inherited).
+``processes=N`` runs N processes instead: this one and N - 1 spawned interpreters, each of
+which calls ``django.setup()`` and opens its own pool (a fresh process, not a fork: nothing of
+the parent's connections is inherited).
 """
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import dataclasses
 import io
@@ -21,11 +23,13 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import (
-    Executor,
+    FIRST_COMPLETED,
+    BrokenExecutor,
     Future,
     ProcessPoolExecutor,
     ThreadPoolExecutor,
     as_completed,
+    wait,
 )
 from dataclasses import dataclass
 from typing import Any
@@ -116,19 +120,19 @@ def _workers(count: int | None, tenants: int, what: str) -> int:
     return min(workers, max(tenants, 1))
 
 
-def _executor(threads: int | None, processes: int | None, tenants: int) -> Executor:
-    if processes is None:
-        workers = _workers(threads, tenants, "threads")
-        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omnitenant-migrate")
-    if threads is not None:
-        raise ValueError("Pass threads or processes, not both.")
+def _threads(threads: int | None, tenants: int) -> ThreadPoolExecutor:
+    workers = _workers(threads, tenants, "threads")
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omnitenant-migrate")
+
+
+def _spawned(processes: int) -> ProcessPoolExecutor:
     if not os.environ.get("DJANGO_SETTINGS_MODULE"):
         raise ValueError(
             "Worker processes load the settings from DJANGO_SETTINGS_MODULE, which is not set; "
             "set it, or migrate with threads."
         )
     return ProcessPoolExecutor(
-        max_workers=_workers(processes, tenants, "processes"),
+        max_workers=processes,
         mp_context=multiprocessing.get_context("spawn"),
         # A spawned interpreter knows no Django yet. django.setup itself, not a function of
         # this module: unpickling one would import this package's models before setup.
@@ -166,30 +170,104 @@ def migrate_tenants(
 ) -> list[TenantMigrationResult]:
     """Migrate ``tenants`` with ``threads`` workers (default ``MIGRATION_THREADS``).
 
-    With ``processes=N`` instead, N spawned worker processes (DJANGO_SETTINGS_MODULE must be
-    set; settings overridden in this process are not seen there, nor are signal receivers
-    connected at run time). A failing tenant does not stop the others; check ``result.ok``.
+    With ``processes=N`` instead, N processes: this one and N - 1 spawned workers
+    (DJANGO_SETTINGS_MODULE must be set; settings overridden in this process are not seen
+    there, nor are signal receivers connected at run time, so such overrides reach only the
+    tenants migrated here). A failing tenant does not stop the others; check ``result.ok``.
     Results come back in the order of ``tenants``.
     """
     tenants = list(tenants)
-    pool = _executor(threads, processes, len(tenants))
-    job = _migrate_one if processes is None else _migrate_in_worker
+    if processes is not None:
+        if threads is not None:
+            raise ValueError("Pass threads or processes, not both.")
+        workers = _workers(processes, len(tenants), "processes")
+        return _ProcessShare(tenants, workers, (app_label, migration_name, verbosity)).run(
+            on_progress
+        )
+    pool = _threads(threads, len(tenants))
     order: dict[Future[TenantMigrationResult], Any] = {}
     try:
         for tenant in tenants:
-            if processes is None:
-                # A fresh context per job: nothing of the caller's (or a previous job's) tenant.
-                future = pool.submit(
-                    contextvars.Context().run, job, tenant, app_label, migration_name, verbosity
-                )
-            else:
-                future = pool.submit(job, tenant, app_label, migration_name, verbosity)
+            # A fresh context per job: nothing of the caller's (or a previous job's) tenant.
+            future = pool.submit(
+                contextvars.Context().run, _migrate_one, tenant, app_label, migration_name,
+                verbosity,
+            )  # fmt: skip
             order[future] = tenant
         results = _collect(order, on_progress)
     finally:
         # On Ctrl-C (or a failing callback) do not start the tenants still queued.
         pool.shutdown(wait=True, cancel_futures=True)
     return [results[future] for future in order]
+
+
+class _ProcessShare:
+    """``processes=N``: this process (one thread) and N - 1 spawned ones, each handed the next
+    tenant as it finishes one.
+
+    This process is ready at once, while a spawned one spends about a second starting
+    (``django.setup()``, the first migration graph): on 2 cores, with 2 spawned workers that
+    second was most of what parted 200 tenants' speed-up from 2x. A pool that breaks (a worker
+    crashed) fails its running tenants; the rest are migrated here.
+    """
+
+    def __init__(self, tenants: list[BaseTenant], processes: int, args: tuple[Any, ...]) -> None:
+        self.queue = collections.deque(enumerate(tenants))
+        self.args = args
+        self.here = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omnitenant-migrate")
+        self.children = processes - 1
+        self.spawned = _spawned(self.children) if self.children else None
+        self.running: dict[Future[TenantMigrationResult], tuple[int, BaseTenant, bool]] = {}
+
+    def run(self, on_progress: ProgressCallback | None) -> list[TenantMigrationResult]:
+        results: dict[int, TenantMigrationResult] = {}
+        total = len(self.queue)
+        try:
+            self._feed(spawned=False)
+            for _ in range(self.children):
+                self._feed(spawned=True)
+            while self.running:
+                done, _ = wait(self.running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index, tenant, spawned = self.running.pop(future)
+                    results[index] = _result_of(future, tenant)
+                    if on_progress is not None:
+                        on_progress(len(results), total, results[index])
+                    self._feed(spawned=spawned)
+        finally:
+            # On Ctrl-C (or a failing callback) do not start the tenants still queued.
+            self.queue.clear()
+            self.here.shutdown(wait=True, cancel_futures=True)
+            if self.spawned is not None:
+                self.spawned.shutdown(wait=True, cancel_futures=True)
+        return [results[i] for i in range(total)]
+
+    def _feed(self, *, spawned: bool) -> None:
+        if not self.queue:
+            return
+        index, tenant = self.queue.popleft()
+        if spawned and self.spawned is not None:
+            try:
+                future = self.spawned.submit(_migrate_in_worker, tenant, *self.args)
+            except BrokenExecutor:
+                self.queue.appendleft((index, tenant))
+                self.spawned = None  # its workers are gone: this process takes the rest
+                return
+        else:
+            if spawned:  # a broken pool's turn: run it here, after this process's own
+                self.queue.appendleft((index, tenant))
+                return
+            future = self.here.submit(contextvars.Context().run, _migrate_one, tenant, *self.args)
+        self.running[future] = (index, tenant, spawned)
+
+
+def _result_of(future: Future[TenantMigrationResult], tenant: BaseTenant) -> TenantMigrationResult:
+    """The job's result; a job that died (a crashed worker process) counts as a failure."""
+    try:
+        return future.result()
+    except Exception as err:
+        text = "".join(traceback.format_exception(err))
+        return TenantMigrationResult(tenant.tenant_id, 0.0, err, "", text)
 
 
 async def amigrate_tenants(

@@ -55,8 +55,9 @@ class Command(BaseCommand):
         )  # fmt: skip
         workers.add_argument(
             "--processes", type=int, default=None,
-            help="Migrate in N worker processes instead of threads: faster on several cores "
-            "(migrate is mostly Python, which threads run one at a time).",
+            help="Migrate in N processes instead of threads (this one and N - 1 spawned "
+            "workers): faster on several cores (migrate is mostly Python, which threads run "
+            "one at a time).",
         )  # fmt: skip
         which = parser.add_mutually_exclusive_group()
         which.add_argument(

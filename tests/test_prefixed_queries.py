@@ -1,21 +1,24 @@
-"""A schema name with ``%`` in it (``use_schema`` takes any identifier).
+"""The statement that sets the path, sent in front of a query that has parameters.
 
-The statement that sets the path travels in front of the query; with parameters, psycopg
-reads every ``%`` of that text as a placeholder, the schema name's included. Each mode must
-escape it: the query gets its own parameters and the path its own schema.
+- A schema name with ``%`` in it (``use_schema`` takes any identifier): psycopg read every
+  ``%`` of the prefixed text as a placeholder, the schema name's included. The query must get
+  its own parameters and the path its own schema, in every mode.
+- psycopg's cache of parsed query texts (128): the prefixed text is one per tenant, so with
+  more tenant x query pairs than that, every query used to be parsed again.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.conf import settings
 from django.db import connection, connections, transaction
 from django.test import override_settings
 
-from omnitenant_async import use_master_db, use_schema
+from omnitenant_async import tenant_context, use_master_db, use_schema
 
 pytestmark = pytest.mark.usefixtures("django_db")
 
@@ -56,4 +59,36 @@ def test_queries_with_parameters_in_a_schema_named_with_percent(
             cursor.execute("SELECT sum(n) FROM odd WHERE n < %s", [41])
             assert cursor.fetchall() == [(3,)]
             cursor.execute("DELETE FROM odd WHERE n < %s", [41])
+        connections.close_all()
+
+
+def test_prefixed_queries_keep_psycopg_parse_cache(tenants: dict[str, Any]) -> None:
+    """More tenant x query pairs than psycopg's 128 cached parses: the second pass must hit.
+
+    Behind a transaction pooler every autocommit query carries its tenant's prefix; sent with
+    the query's parameters, each pair was a text of its own, parsed anew on every pass once
+    the pairs outnumber the cache. (Without a pooler only the first query after a switch is
+    prefixed.)
+    """
+    from psycopg import _queries
+
+    cache = _queries._query2pg_client
+    queries = [f"SELECT tenant_id, %s + {i} FROM notes_marker WHERE id > %s" for i in range(7)]
+    ordered = [tenants[t] for t in sorted(tenants)]
+    assert len(ordered) * len(queries) > 128
+
+    def one_pass() -> None:
+        for tenant in ordered:
+            with tenant_context(tenant), connection.cursor() as cursor:
+                for i, query in enumerate(queries):
+                    cursor.execute(query, [i, 0])
+                    assert cursor.fetchall() == [(tenant.tenant_id, 2 * i)]
+
+    config = {**settings.OMNITENANT_CONFIG, "POOLER": "transaction"}
+    with override_settings(OMNITENANT_CONFIG=config):
+        connections.close_all()
+        one_pass()
+        misses = cache.cache_info().misses
+        one_pass()
+        assert cache.cache_info().misses == misses
         connections.close_all()

@@ -97,6 +97,12 @@ def test_empty_and_subclassed_containers_and_memoryviews() -> None:
 
 
 def test_peers_are_not_carried_over() -> None:
+    """Django 6's ``ModelState.peers`` (the instances fetched with this one) is dropped by
+    ``copy.copy()``; the hand-made copy drops it too."""
+    from django.db.models.base import ModelState
+
+    if not hasattr(ModelState, "peers"):
+        pytest.skip("this Django's ModelState has no peers (Django < 6.0)")
     original = tenant()
     model_state: Any = original._state
     model_state.peers = ("weakrefs",)

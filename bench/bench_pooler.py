@@ -16,18 +16,27 @@ uvicorn with one worker and the same pool (``bench/common.py``), through the sam
 Rounds alternate plain Django with the engine; a run's ratio is its req/s over the mean of the
 plain runs just before and after it; the report gives medians. Every host's answer is checked
 (its own marker) before and after the load.
+
+``--together`` loads both servers at once instead, each with its own wrk (one thread, half the
+connections), for ``--rounds`` windows: whatever the shared machine does during a window, it
+does to both, so a window's ratio (engine req/s over plain req/s in that window) is free of the
+drift between windows that the alternating rounds suffer. The two then share the CPUs, so the
+ratio compares the work each needs per request, not the throughput of either alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypedDict
 
 from bench.common import conninfo
 from bench.harness import (
@@ -66,6 +75,7 @@ from bench.harness import (
 class Bench(Load):
     quiet_below: float
     quiet_budget: float
+    together: bool = False
 
 
 def direct_dsn() -> str:
@@ -137,6 +147,79 @@ def timed_rounds(
         )
     log(f"waited {quiet.waited:.0f} s in all for other load to calm down")
     return runs
+
+
+class TogetherRound(TypedDict):
+    round: int
+    plain_rps: float
+    engine_rps: float
+    ratio: float
+    plain_cpu_ms: float
+    engine_cpu_ms: float
+    cpu_ratio: float
+    errors: int
+
+
+def together_rounds(bench: Bench, servers: Servers) -> list[TogetherRound]:
+    """Both servers loaded in the same windows, each by its own wrk (``--together``)."""
+    plain, engine = servers["plain"], servers["engine"]
+    half = dataclasses.replace(bench, connections=max(bench.connections // 2, 1), threads=1)
+    rounds: list[TogetherRound] = []
+    with ThreadPoolExecutor(2) as pool:
+        for r in range(1, bench.rounds + 1):
+            list(pool.map(run_wrk, [half.wrk(s, bench.warmup) for s in (plain, engine)]))
+            before = [proc_cpu(s.pid) for s in (plain, engine)]
+            p, e = pool.map(run_wrk, [half.wrk(s, bench.duration) for s in (plain, engine)])
+            cpu = [
+                1000 * (proc_cpu(s.pid) - b) / max(res["requests"], 1)
+                for s, b, res in zip((plain, engine), before, (p, e), strict=True)
+            ]
+            rounds.append(
+                {
+                    "round": r,
+                    "plain_rps": p["rps"],
+                    "engine_rps": e["rps"],
+                    "ratio": e["rps"] / p["rps"],
+                    "plain_cpu_ms": cpu[0],
+                    "engine_cpu_ms": cpu[1],
+                    "cpu_ratio": cpu[1] / cpu[0],
+                    "errors": p["errors_total"] + e["errors_total"],
+                }
+            )
+            log(
+                f"window {r}/{bench.rounds}: plain {p['rps']:7.1f} req/s, engine "
+                f"{e['rps']:7.1f} req/s (ratio {e['rps'] / p['rps']:.3f}); CPU ms/req "
+                f"{cpu[0]:.2f} / {cpu[1]:.2f}"
+            )
+    return rounds
+
+
+def report_together(meta: Meta, rounds: list[TogetherRound]) -> str:
+    ratios = [r["ratio"] for r in rounds]
+    cpu = [r["cpu_ratio"] for r in rounds]
+    lines = [
+        *report_head(meta),
+        f"Both servers loaded at once, each by its own wrk (`-t1 -c{meta['connections'] // 2}`"
+        f"), {meta['rounds']} windows of {meta['duration']} s (after {meta['warmup']} s of "
+        f"warm-up each). Pool `{meta['pool']}`, PgBouncer {meta['pgbouncer']} (transaction "
+        f"mode, `default_pool_size = {meta['bouncer_pool']}`). Versions: {meta['versions']}.",
+        "",
+        "| window | plain req/s | engine req/s | ratio | plain CPU ms/req | engine CPU ms/req "
+        "| CPU ratio | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['round']} | {r['plain_rps']:.0f} | {r['engine_rps']:.0f} | {r['ratio']:.3f} | "
+        f"{r['plain_cpu_ms']:.2f} | {r['engine_cpu_ms']:.2f} | {r['cpu_ratio']:.3f} | "
+        f"{r['errors']} |"
+        for r in rounds
+    ]
+    lines += [
+        "",
+        f"Median ratio **{statistics.median(ratios):.3f}** ({min(ratios):.3f}-"
+        f"{max(ratios):.3f}); median CPU ratio {statistics.median(cpu):.3f}.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 class Summary(PairedSummary):
@@ -226,10 +309,14 @@ def parse_args(argv: list[str]) -> Bench:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     Load.add_arguments(p, duration=10, rounds=5)
     add_quiet_arguments(p)
+    p.add_argument(
+        "--together", action="store_true",
+        help="Load both servers at once, each with its own wrk, instead of alternating.",
+    )  # fmt: skip
     ns = p.parse_args(argv)
     return Bench(
         ns.duration, ns.warmup, ns.rounds, ns.connections, ns.threads, ns.quiet_below,
-        ns.quiet_budget,
+        ns.quiet_budget, ns.together,
     )  # fmt: skip
 
 
@@ -247,10 +334,11 @@ def main(argv: list[str]) -> int:
             servers.start(v, "plain" if v.key == "pooler-plain" else "engine")
         for server in servers.values():
             server.verify()  # every host answers with its own marker
-        runs = timed_rounds(bench, servers, pid)
+        if bench.together:
+            together = together_rounds(bench, servers)
+        else:
+            runs = timed_rounds(bench, servers, pid)
         servers.check()
-    by_key = summarise(runs)
-    summary = {v.key: by_key["plain" if v.key == "pooler-plain" else "engine"] for v in variants}
     meta: Meta = {
         **run.meta(argv, "wrk, uvicorn, PgBouncer and PostgreSQL"),
         **bench.meta(),
@@ -258,6 +346,11 @@ def main(argv: list[str]) -> int:
         "bouncer_pool": os.environ.get("OMNITENANT_PGBOUNCER_POOL_SIZE", "4"),
         "versions": json.dumps(versions(sys.executable)),
     }
+    if bench.together:
+        run.write(report_together(meta, together), {"meta": meta, "windows": together})
+        return 0
+    by_key = summarise(runs)
+    summary = {v.key: by_key["plain" if v.key == "pooler-plain" else "engine"] for v in variants}
     run.write(report(meta, variants, summary), {"meta": meta, "summary": summary, "runs": runs})
     return 0
 

@@ -95,3 +95,24 @@ def worker_fixture(pool: str, concurrency: int) -> Iterator[Worker]:
 def results(async_results: list[Any], timeout: float = 60) -> list[Any]:
     """The return values, in order (raises the first failure)."""
     return [r.get(timeout=timeout) for r in async_results]
+
+
+def group_values(result: Any, timeout: float = 60) -> list[Any]:
+    """A group's return values, its children's states polled with plain backend reads.
+
+    ``GroupResult.get`` waits on the Redis result consumer's pub/sub, which can miss a result
+    that lands before it subscribes and then waits out its whole timeout (celery/celery#4925,
+    seen here on Celery 5.5 with every task done). A group that never finishes still fails.
+    """
+    deadline = time.monotonic() + timeout
+    while not result.ready():
+        if time.monotonic() > deadline:
+            states = [child.state for child in result.results]
+            raise TimeoutError(f"group {result.id} not ready after {timeout} s: {states}")
+        time.sleep(0.05)
+    values = []
+    for child in result.results:
+        if child.failed():
+            raise child.result
+        values.append(child.result)
+    return values

@@ -224,6 +224,20 @@ def test_the_commands_refill_list_and_drop(spares_on: list[Any]) -> None:
         run("refillspares", "--count", "1")
 
 
+def test_a_failing_refill_does_not_stop_a_migration(
+    spares_on: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omnitenant_async.management import _tenants
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(_tenants, "fill_spares", broken)
+    out = run("migratetenant", "--template")
+    assert "[spares] refill failed (disk full); create() clones meanwhile" in out
+    assert f"Template schema '{TEMPLATE}' migrated." in out
+
+
 def test_createtenant_leaves_the_spares_full(spares_on: list[Any]) -> None:
     fill_spares()
     out = io.StringIO()

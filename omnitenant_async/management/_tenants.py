@@ -319,7 +319,11 @@ def refresh_spares(stdout: Any) -> None:
     if not get_config().SPARE_SCHEMAS:
         return
     start = time.perf_counter()
-    report = fill_spares()
+    try:
+        report = fill_spares()
+    except DatabaseError as err:  # spares only save time: never stop a migration for them
+        stdout.write(f"[spares] refill failed ({err}); create() clones meanwhile")
+        return
     if report.why:
         stdout.write(f"[spares] none made: {report.why}; {report.dropped} stale dropped")
         return

@@ -76,6 +76,7 @@ class Bench(Load):
     quiet_below: float
     quiet_budget: float
     together: bool = False
+    against: str = "engine"
 
 
 def direct_dsn() -> str:
@@ -83,7 +84,13 @@ def direct_dsn() -> str:
     return conninfo(DB_TENANCY)
 
 
-def build_variants(bouncer_port: str) -> list[Variant]:
+#: ``--against``: what the second server is (the first is always plain Django).
+AGAINST = ("engine", "engine-one-host", "plain")
+
+
+def build_variants(bouncer_port: str, against: str = "engine") -> list[Variant]:
+    """Plain Django, and the engine over 50 tenants (or over one, or plain Django again: the
+    method's own bias, which should be 1.00)."""
     py = sys.executable
     app = "bench.asgi:application"
     env = {
@@ -91,12 +98,16 @@ def build_variants(bouncer_port: str) -> list[Variant]:
         "OMNITENANT_PG_PORT": bouncer_port,
         "OMNITENANT_INVALIDATION_DSN": direct_dsn(),
     }
-    return [
-        Variant("pooler-plain", "plain Django behind PgBouncer", py, app, ROOT, DB_PLAIN,
-                ["localhost"], {**env, "OMNITENANT_BENCH_VARIANT": "plain"}),
-        Variant("pooler-engine", 'schema engine, POOLER = "transaction"', py, app, ROOT,
-                DB_TENANCY, TENANT_HOSTS, {**env, "OMNITENANT_BENCH_VARIANT": "engine"}),
-    ]  # fmt: skip
+    plain = Variant("pooler-plain", "plain Django behind PgBouncer", py, app, ROOT, DB_PLAIN,
+                    ["localhost"], {**env, "OMNITENANT_BENCH_VARIANT": "plain"})  # fmt: skip
+    if against == "plain":
+        second = dataclasses.replace(plain, key="pooler-engine", label="plain Django again")
+    else:
+        hosts = TENANT_HOSTS[:1] if against == "engine-one-host" else TENANT_HOSTS
+        engine_env = {**env, "OMNITENANT_BENCH_VARIANT": "engine"}
+        second = Variant("pooler-engine", 'schema engine, POOLER = "transaction"', py, app,
+                         ROOT, DB_TENANCY, hosts, engine_env)  # fmt: skip
+    return [plain, second]
 
 
 class PoolerRun(RoundRun):
@@ -313,10 +324,15 @@ def parse_args(argv: list[str]) -> Bench:
         "--together", action="store_true",
         help="Load both servers at once, each with its own wrk, instead of alternating.",
     )  # fmt: skip
+    p.add_argument(
+        "--against", choices=AGAINST, default="engine",
+        help="The second server: the engine over 50 tenants (default), over one, or plain "
+        "Django again (the method's own bias).",
+    )  # fmt: skip
     ns = p.parse_args(argv)
     return Bench(
         ns.duration, ns.warmup, ns.rounds, ns.connections, ns.threads, ns.quiet_below,
-        ns.quiet_budget, ns.together,
+        ns.quiet_budget, ns.together, ns.against,
     )  # fmt: skip
 
 
@@ -327,7 +343,7 @@ def main(argv: list[str]) -> int:
     port = os.environ["OMNITENANT_PGBOUNCER_TX_PORT"]
     run = Run("pooler")
     seed_ours()  # directly on the server, not through PgBouncer
-    variants = build_variants(port)
+    variants = build_variants(port, bench.against)
     pid = bouncer_pid(port)
     with Servers() as servers:
         for v in variants:

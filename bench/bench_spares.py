@@ -89,11 +89,11 @@ def main(tenants: int, spares: int, pace_ms: float, window: int) -> None:
                 flush=True,
             )
     total_s = time.perf_counter() - started
-    _report(tenants, spares, pace_ms, window, rows, count, total_s)
+    _report(spares, pace_ms, window, rows, count, total_s)
 
 
 def _report(
-    tenants: int, spares: int, pace_ms: float, window: int,
+    spares: int, pace_ms: float, window: int,
     rows: list[tuple[int, list[float], int, float]], count: int, total_s: float,
 ) -> None:  # fmt: skip
     command = os.environ.get("OMNITENANT_BENCH_COMMAND", "bench/run_provision.sh")

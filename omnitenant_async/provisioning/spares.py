@@ -23,14 +23,13 @@ import os
 import secrets
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import DatabaseError, connections, transaction
 from psycopg import errors, sql
 
 from ..conf import get_config
 from ..context import use_master_db
-from .clone import ClonePlan, clone_plan
+from .clone import ClonePlan, _raw, clone_plan
 
 __all__ = [
     "SPARE_PREFIX",
@@ -118,10 +117,6 @@ def claim_spare(schema: str, plan: ClonePlan, alias: str | None = None) -> str |
             if not isinstance(err.__cause__, errors.InvalidSchemaName):
                 raise
     return None
-
-
-def _raw(cursor: Any) -> Any:
-    return cursor.cursor.connection
 
 
 def _make_spare(plan: ClonePlan, alias: str) -> str:

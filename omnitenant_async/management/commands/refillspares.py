@@ -30,11 +30,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, count: int | None, drop: bool, **options: Any) -> None:
         if count is not None and count < 0:
             raise CommandError(f"--count must be at least 0, got {count}.")
-        if options["list"]:
-            for name, stamp in list_spares():
-                self.stdout.write(f"{name}  (template digest {stamp})")
-            return
         try:
+            if options["list"]:
+                for name, stamp in list_spares():
+                    self.stdout.write(f"{name}  (template digest {stamp})")
+                return
             if drop:
                 self.stdout.write(f"Dropped {drop_spares()} spare schema(s).")
                 return

@@ -143,16 +143,10 @@ def _spawned(processes: int) -> ProcessPoolExecutor:
 def _collect(
     order: dict[Future[TenantMigrationResult], Any], on_progress: ProgressCallback | None
 ) -> dict[Future[TenantMigrationResult], TenantMigrationResult]:
-    """Wait for every job; a job that died (a crashed worker process) counts as a failure."""
+    """Wait for every job (see :func:`_result_of`), reporting each as it finishes."""
     results: dict[Future[TenantMigrationResult], TenantMigrationResult] = {}
     for done, future in enumerate(as_completed(order), 1):
-        try:
-            result = future.result()
-        except Exception as err:
-            tenant_id = order[future].tenant_id
-            text = "".join(traceback.format_exception(err))
-            result = TenantMigrationResult(tenant_id, 0.0, err, "", text)
-        results[future] = result
+        result = results[future] = _result_of(future, order[future])
         if on_progress is not None:
             on_progress(done, len(order), result)
     return results
@@ -217,6 +211,7 @@ class _ProcessShare:
         self.here = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omnitenant-migrate")
         self.children = processes - 1
         self.spawned = _spawned(self.children) if self.children else None
+        self.broken = False  # a spawned worker died: the pool takes no more tenants
         self.running: dict[Future[TenantMigrationResult], tuple[int, BaseTenant, bool]] = {}
 
     def run(self, on_progress: ProgressCallback | None) -> list[TenantMigrationResult]:
@@ -243,20 +238,18 @@ class _ProcessShare:
         return [results[i] for i in range(total)]
 
     def _feed(self, *, spawned: bool) -> None:
-        if not self.queue:
-            return
+        """Hand the next tenant to this process's thread, or to the spawned pool."""
+        if not self.queue or (spawned and self.broken):
+            return  # a broken pool's share is left to this process
         index, tenant = self.queue.popleft()
         if spawned and self.spawned is not None:
             try:
                 future = self.spawned.submit(_migrate_in_worker, tenant, *self.args)
             except BrokenExecutor:
                 self.queue.appendleft((index, tenant))
-                self.spawned = None  # its workers are gone: this process takes the rest
+                self.broken = True
                 return
         else:
-            if spawned:  # a broken pool's turn: run it here, after this process's own
-                self.queue.appendleft((index, tenant))
-                return
             future = self.here.submit(contextvars.Context().run, _migrate_one, tenant, *self.args)
         self.running[future] = (index, tenant, spawned)
 

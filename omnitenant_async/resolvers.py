@@ -24,6 +24,7 @@ from django.utils.module_loading import import_string
 from .conf import get_config
 from .context import PUBLIC, TenantState
 from .exceptions import InvalidTenantInput, TenantNotFound
+from .hosts import request_host
 from .registry import registry
 from .validators import HOSTNAME_RE, is_dns_label
 
@@ -41,7 +42,7 @@ class RequestInfo:
     def from_request(cls, request: HttpRequest) -> RequestInfo:
         meta = request.META
         return cls(
-            host=request.get_host(),  # ALLOWED_HOSTS, USE_X_FORWARDED_HOST: DisallowedHost
+            host=request_host(request),  # get_host(): ALLOWED_HOSTS, USE_X_FORWARDED_HOST
             path=request.path_info,
             headers=_LazyHeaders(request),
             query_string=meta.get("QUERY_STRING", ""),
@@ -128,8 +129,13 @@ class _LazyHeaders(Mapping[str, str]):
         return len(self._request.headers)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_host(raw: str) -> str:
-    """Lower-case host without port or trailing dot; raise ``InvalidTenantInput`` if malformed."""
+    """Lower-case host without port or trailing dot; raise ``InvalidTenantInput`` if malformed.
+
+    Pure, and called for every request: the hosts in use are parsed once (a malformed one,
+    which raises, is never cached).
+    """
     if not raw:
         raise InvalidTenantInput("The request has no Host header.")
     if len(raw) > 261 or not raw.isascii() or not raw.isprintable():

@@ -150,11 +150,11 @@ def test_with_own_tenant_keeps_every_field() -> None:
 
 def test_the_pooler_prefix_is_the_set_statement() -> None:
     path = ("t01", "public")
-    assert local_path._prefix(path) == (f"{set_statement(path, local=True)}; ", "t01")
-    assert local_path._prefix(("public",)) == (
-        f"{set_statement(('public',), local=True)}; ",
-        None,
-    )
+    prefix = local_path._prefix(path)
+    assert prefix[:2] == (f"{set_statement(path, local=True)}; ", "t01")
+    public = local_path._prefix(("public",))
+    assert public[:2] == (f"{set_statement(('public',), local=True)}; ", None)
+    # The placeholder forms render to the same text: tests/test_prefixed_queries.py.
 
 
 @pytest.mark.parametrize("word", local_path._PLAIN_DML)

@@ -92,3 +92,24 @@ def test_prefixed_queries_keep_psycopg_parse_cache(tenants: dict[str, Any]) -> N
         one_pass()
         assert cache.cache_info().misses == misses
         connections.close_all()
+
+
+@pytest.mark.parametrize(
+    "path", [("t01", "public"), ("public",), (SCHEMA, "public"), ("it's", "x y", "public")]
+)
+def test_the_prefix_with_placeholders_renders_the_literal_one(path: tuple[str, ...]) -> None:
+    """With parameters the path goes as the prefix's own parameters (one text for every
+    tenant); psycopg must then send exactly the statement composed for the path."""
+    from omnitenant_async.engines.postgresql import local_path
+
+    prefix = local_path._prefix(path)
+    positional, named = prefix.templates
+    with use_master_db(), connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg's ClientCursor
+        assert raw.mogrify(positional + "SELECT %s", [*prefix.parameters, 7]) == (
+            f"{prefix.literal}SELECT 7"
+        )
+        keyed = dict(zip(local_path._NAMED_KEYS, prefix.parameters, strict=False))
+        assert raw.mogrify(named + "SELECT %(n)s", {**keyed, "n": 7}) == (
+            f"{prefix.literal}SELECT 7"
+        )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import pq
 
@@ -34,9 +34,12 @@ from ...exceptions import OmnitenantError
 from . import schema_guard
 from .paths import (
     PUBLIC_PATH,
+    SET_LOCAL_CHECKED,
+    SET_LOCAL_PUBLIC,
     STATEMENT_CACHE_SIZE,
     Path,
     guarded_schema,
+    set_parameters,
     set_statement,
     wanted_path,
 )
@@ -56,10 +59,27 @@ _REFUSES_TRANSACTION_BLOCK = re.compile(
 _PLAIN_DML = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
 
+class _Prefix(NamedTuple):
+    """What a statement carries for one path, composed once per path."""
+
+    literal: str  # ``SELECT set_config(...); `` for a query without parameters
+    checked: str | None  # the schema whose existence it checks (None: public)
+    templates: tuple[str, str]  # the same with placeholders: positional, named
+    parameters: tuple[str, ...]  # their values
+
+
 @functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
-def _prefix(path: Path) -> tuple[str, str | None]:
-    """``SELECT set_config(...); `` for ``path`` and the schema it checks, composed once."""
-    return f"{set_statement(path, local=True)}; ", guarded_schema(path)
+def _prefix(path: Path) -> _Prefix:
+    checked = guarded_schema(path)
+    return _Prefix(
+        f"{set_statement(path, local=True)}; ",
+        checked,
+        SET_LOCAL_PUBLIC if checked is None else SET_LOCAL_CHECKED,
+        set_parameters(path),
+    )
+
+
+_NAMED_KEYS = ("omnitenant_path", "omnitenant_schema")
 
 
 class TransactionPoolerUnsupported(OmnitenantError):
@@ -99,11 +119,30 @@ def execute(
         or (not query.startswith(_PLAIN_DML) and _REFUSES_TRANSACTION_BLOCK.match(query))
     ):
         return _alone(cursor, send, path, query, params, kwargs)
-    prefix, checked = _prefix(path)
-    result = schema_guard.send_after(cursor, send, prefix, query, params, checked)
+    result = _send_prefixed(cursor, send, _prefix(path), query, params)
     if not conn.autocommit:  # an explicit transaction: the SET LOCAL lasts until its end
         conn._ot_tx_path = path
     return result
+
+
+def _send_prefixed(
+    cursor: Any, send: Callable[..., Any], prefix: _Prefix, query: str, params: Any
+) -> Any:
+    """``<SET LOCAL>; <query>`` in one message.
+
+    With parameters the prefix's placeholders take the path, so the text is the same for
+    every tenant and psycopg converts it once (no ``mogrify()`` first, no second conversion).
+    """
+    kind = type(params)
+    if kind is tuple or kind is list:  # what the ORM passes
+        query = prefix.templates[0] + query
+        params = (*prefix.parameters, *params)
+    elif kind is dict and _NAMED_KEYS[0] not in params:
+        query = prefix.templates[1] + query
+        params = {**params, **dict(zip(_NAMED_KEYS, prefix.parameters, strict=False))}
+    else:  # no parameters, or a kind of their own: the literal prefix
+        return schema_guard.send_after(cursor, send, prefix.literal, query, params, prefix.checked)
+    return schema_guard.send_checked(cursor, send, query, params, prefix.checked)
 
 
 def _alone(

@@ -47,6 +47,11 @@ def schema_literal(schema_name: str) -> sql.Composable:
 STATEMENT_CACHE_SIZE = 16_384
 
 
+def path_value(path: Path) -> str:
+    """``'"t01", "public"'`` without the quotes: the value ``search_path`` is set to."""
+    return ", ".join(sql.Identifier(name).as_string(None) for name in path)
+
+
 @functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def set_statement(path: Path, *, local: bool = False) -> str:
     """The statement that sets ``path``, and fails if the tenant's schema is gone.
@@ -57,11 +62,33 @@ def set_statement(path: Path, *, local: bool = False) -> str:
     ``public``. One statement does both, so the check costs no extra result to read.
     ``local=True`` is ``SET LOCAL``: the value ends with the transaction.
     """
-    value = ", ".join(sql.Identifier(name).as_string(None) for name in path)
     statement = sql.SQL("SELECT set_config('search_path', {}, {})").format(
-        sql.Literal(value), sql.Literal(local)
+        sql.Literal(path_value(path)), sql.Literal(local)
     )
     schema = guarded_schema(path)
     if schema is not None:
         statement += sql.SQL(" WHERE {}::regnamespace IS NOT NULL").format(schema_literal(schema))
     return statement.as_string(None)
+
+
+#: ``set_statement(path, local=True)`` with placeholders, for a query sent with parameters:
+#: the same text for every tenant, so psycopg's cache of parsed query texts (its 128 most
+#: recent) still holds one entry per query, not one per tenant and query. Positional
+#: (``%s``) and named (``%(name)s``) forms, as the query's own parameters are.
+SET_LOCAL_CHECKED = (
+    "SELECT set_config('search_path', %s, true) WHERE %s::regnamespace IS NOT NULL; ",
+    "SELECT set_config('search_path', %(omnitenant_path)s, true) "
+    "WHERE %(omnitenant_schema)s::regnamespace IS NOT NULL; ",
+)
+SET_LOCAL_PUBLIC = (
+    "SELECT set_config('search_path', %s, true); ",
+    "SELECT set_config('search_path', %(omnitenant_path)s, true); ",
+)
+
+
+def set_parameters(path: Path) -> tuple[str, ...]:
+    """The values of ``SET_LOCAL_CHECKED`` (``SET_LOCAL_PUBLIC`` for public) for ``path``."""
+    schema = guarded_schema(path)
+    if schema is None:
+        return (path_value(path),)
+    return (path_value(path), sql.Identifier(schema).as_string(None))

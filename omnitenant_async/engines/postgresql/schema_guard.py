@@ -76,9 +76,16 @@ def send_after(
     without building the message from a list each time.
     """
     query, params = bound(cursor, query, params)
-    prefix = escaped(prefix, params)
+    return send_checked(cursor, send, escaped(prefix, params) + query, params, checked)
+
+
+def send_checked(
+    cursor: Any, send: Callable[..., Any], query: str, params: Any, checked: str | None
+) -> Any:
+    """``send(query, params)``, whose first of two statements checks ``checked``; then on to
+    the second statement's result."""
     try:
-        result = send(prefix + query, params)
+        result = send(query, params)
     except Exception as err:
         _failed(cursor, err, checked)
         raise

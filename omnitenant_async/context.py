@@ -195,19 +195,15 @@ def _model_copy[T](instance: T) -> T:
                 values[name] = copy.deepcopy(value)
         elif isinstance(value, memoryview):
             values[name] = memoryview(bytes(value))
-    return _new_instance(type(instance), values)
+    clone: T = _new_object(type(instance))
+    vars(clone).update(values)
+    return clone
 
 
 def _not_immutable(values: dict[str, Any]) -> list[str]:
     """The names whose value's type is not in ``_IMMUTABLE``, found without a Python loop."""
     immutable = map(_IMMUTABLE.__contains__, map(type, values.values()))
     return list(compress(values, map(operator.not_, immutable)))
-
-
-def _new_instance[T](cls: type[T], values: dict[str, Any]) -> T:
-    clone: T = _new_object(cls)
-    vars(clone).update(values)
-    return clone
 
 
 #: Types of field values a shallow copy may share (immutable). ``ModelState`` is there because
@@ -328,6 +324,33 @@ def _undo(undos: list[Undo]) -> None:
         undo()
 
 
+#: What :func:`activate` did, for :func:`deactivate` to undo.
+Activation = tuple[contextvars.Token[TenantState | None], list[Undo]]
+
+
+def activate(state: TenantState | None) -> Activation:
+    """Make ``state`` current and run the activation hooks; :func:`deactivate` undoes both.
+
+    The two halves of :class:`tenant_context`, for a caller that holds the state already and
+    can undo it in a ``finally`` (the HTTP middleware, once per request).
+    """
+    token = _current.set(state)
+    try:
+        undos = _run_hooks(state) if _activation_hooks else []
+    except BaseException:
+        _current.reset(token)
+        raise
+    return token, undos
+
+
+def deactivate(activation: Activation) -> None:
+    token, undos = activation
+    try:
+        _undo(undos)
+    finally:
+        _current.reset(token)
+
+
 class tenant_context:
     """Activate a tenant for a block: ``with tenant_context(t):`` or ``async with``.
 
@@ -339,22 +362,14 @@ class tenant_context:
 
     def __init__(self, tenant: TenantRef) -> None:
         self._state = _as_state(tenant)
-        self._tokens: list[
-            tuple[contextvars.Token[TenantState | None], list[Callable[[], None]]]
-        ] = []
+        self._tokens: list[Activation] = []
 
     @property
     def state(self) -> TenantState | None:
         return self._state
 
     def __enter__(self) -> TenantLike | None:
-        token = _current.set(self._state)
-        try:
-            undos = _run_hooks(self._state) if _activation_hooks else []
-        except BaseException:
-            _current.reset(token)
-            raise
-        self._tokens.append((token, undos))
+        self._tokens.append(activate(self._state))
         return self._state.tenant if self._state is not None else None
 
     def __exit__(
@@ -363,11 +378,7 @@ class tenant_context:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        token, undos = self._tokens.pop()
-        try:
-            _undo(undos)
-        finally:
-            _current.reset(token)
+        deactivate(self._tokens.pop())
 
     async def __aenter__(self) -> TenantLike | None:
         return self.__enter__()

@@ -200,6 +200,17 @@ class TenantRegistry:
         key = ("domain", host)  # aget() inlined: one coroutine less on every request
         return self._cached(key) or await sync_to_async(self._load)(key)
 
+    def peek(self, kind: str, value: str) -> TenantState | None:
+        """The cached state, or ``None`` if a lookup is needed: never a query, never a wait.
+
+        For an async caller that can skip a coroutine when the tenant is warm (``peek`` first,
+        then ``await aget(...)`` on ``None``). Raises like :meth:`get` for a key known to be
+        unknown; ``PUBLIC_HOST`` is the public state.
+        """
+        if kind == "domain" and value in get_config().PUBLIC_HOST:
+            return PUBLIC
+        return self._cached((kind, value))
+
     def get_by_tenant_id(self, tenant_id: str) -> TenantState:
         return self.get("tenant_id", tenant_id)
 

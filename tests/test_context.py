@@ -235,3 +235,38 @@ async def test_spawn_uses_explicit_tenant_not_the_creators() -> None:
     assert await plain == "request"
     assert await explicit == "job"
     assert await nobody is None
+
+
+def test_activate_and_deactivate_run_the_hooks_and_nest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The middleware's halves of tenant_context: hooks see each state, undos run in order."""
+    from omnitenant_async import context
+
+    seen: list[str] = []
+
+    def hook(s: TenantState | None) -> Any:
+        seen.append(f"on {s.tenant_id if s else None}")
+        return lambda: seen.append(f"off {s.tenant_id if s else None}")
+
+    monkeypatch.setattr(context, "_activation_hooks", [hook])
+    outer = context.activate(state("a"))
+    with tenant_context(state("b")):
+        inner = context.activate(state("c"))
+        assert current_id() == "c"
+        context.deactivate(inner)
+        assert current_id() == "b"
+    assert current_id() == "a"
+    context.deactivate(outer)
+    assert get_current_state() is None
+    assert seen == ["on a", "on b", "on c", "off c", "off b", "off a"]
+
+
+def test_a_failing_hook_leaves_nothing_active(monkeypatch: pytest.MonkeyPatch) -> None:
+    from omnitenant_async import context
+
+    def broken(s: TenantState | None) -> Any:
+        raise RuntimeError("hook failed")
+
+    monkeypatch.setattr(context, "_activation_hooks", [broken])
+    with pytest.raises(RuntimeError, match="hook failed"):
+        context.activate(state("a"))
+    assert get_current_state() is None

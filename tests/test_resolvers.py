@@ -309,3 +309,45 @@ def test_query_param_given_twice_with_different_values_is_refused() -> None:
     assert resolver.resolve(same).tenant_id == "t08"
     with pytest.raises(InvalidTenantInput):
         resolver.resolve(RequestInfo(host="ws.example.com", query_string="tenant=t08&tenant=t09"))
+
+
+def test_cached_answers_only_what_the_registry_holds() -> None:
+    """The middleware's no-coroutine path: a hit, public, a known unknown; ``None`` to load."""
+    registry.clear()
+    resolver = CustomDomainTenantResolver()
+    loads = registry.loads
+    assert resolver.cached(info("t12.localhost")) is None  # cold: aresolve() must load it
+    assert registry.loads == loads  # cached() made no query
+    loaded = resolver.resolve(info("t12.localhost"))
+    assert resolver.cached(info("t12.localhost:8000")) is loaded
+    public = resolver.cached(info("localhost"))
+    assert public is not None and public.is_public
+    with pytest.raises(DomainNotFound):
+        resolver.resolve(info("nobody-cached.localhost"))
+    with pytest.raises(DomainNotFound):  # negatively cached: raised, never a query
+        resolver.cached(info("nobody-cached.localhost"))
+    with pytest.raises(InvalidTenantInput):
+        resolver.cached(info("a..b"))
+
+
+def test_cached_leaves_a_resolver_with_its_own_lookup_alone() -> None:
+    class Own(CustomDomainTenantResolver):
+        async def aresolve(self, request: RequestInfo) -> Any:
+            raise AssertionError("not called by cached()")
+
+    resolver = CustomDomainTenantResolver()
+    warm = resolver.resolve(info("t12.localhost"))
+    assert resolver.cached(info("t12.localhost")) is warm
+    assert Own().cached(info("t12.localhost")) is None
+
+
+def test_peek_never_queries() -> None:
+    registry.clear()
+    loads = registry.loads
+    with CaptureQueriesContext(connection) as ctx:
+        assert registry.peek("domain", "t13.localhost") is None
+        assert registry.peek("tenant_id", "t13") is None
+    assert ctx.captured_queries == [] and registry.loads == loads
+    registry.get_by_tenant_id("t13")
+    peeked = registry.peek("tenant_id", "t13")
+    assert peeked is not None and peeked.tenant_id == "t13"

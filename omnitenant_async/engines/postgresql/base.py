@@ -44,7 +44,12 @@ class DatabaseWrapper(_PostgresWrapper):
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         pool = self.pool  # a property that looks the pool up: read once per checkout
-        connection = self._live_connection(conn_params, pool)
+        connection = super().get_new_connection(conn_params)
+        if pool is not None and not self.settings_dict["CONN_HEALTH_CHECKS"]:
+            try:
+                health.check_cheaply(connection)  # a syscall (see _replace_broken)
+            except psycopg.OperationalError:
+                connection = self._replace_broken(connection, conn_params, pool)
         try:
             pooler.verify(connection, self.alias)
         except BaseException:
@@ -58,24 +63,25 @@ class DatabaseWrapper(_PostgresWrapper):
         schema_guard.mark_checkout(connection)
         return connection
 
-    def _live_connection(self, conn_params: dict[str, Any], pool: Any) -> Any:
-        """A checkout that a server restart did not break (``engines.health``).
+    def _replace_broken(self, broken: Any, conn_params: dict[str, Any], pool: Any) -> Any:
+        """The next checkout that a server restart did not break, for ``broken``.
 
         Django's pool has no check unless ``CONN_HEALTH_CHECKS`` (a round trip per checkout);
-        this one costs a syscall. A broken connection is closed and given back (the pool
-        discards it) and the next one tried. ``pool`` is ``self.pool``.
+        the engine's costs a syscall (``engines.health``). A broken connection is closed and
+        given back (the pool discards it) and the next one tried. ``pool`` is ``self.pool``.
         """
-        connection = super().get_new_connection(conn_params)
-        if pool is None or self.settings_dict["CONN_HEALTH_CHECKS"]:
-            return connection
-        for _ in range(pool.max_size):
+        connection = broken
+        for attempt in range(1, pool.max_size + 1):  # the first was the caller's check
+            connection.close()
+            pool.putconn(connection)
+            connection = _PostgresWrapper.get_new_connection(self, conn_params)
+            if attempt == pool.max_size:
+                break  # as many checks as the pool holds: this one goes unchecked
             try:
                 health.check_cheaply(connection)
                 return connection
             except psycopg.OperationalError:
-                connection.close()
-                pool.putconn(connection)
-                connection = super().get_new_connection(conn_params)
+                continue
         return connection
 
     def get_connection_params(self) -> dict[str, Any]:

@@ -103,16 +103,17 @@ def forget(connection: Any) -> None:
 def execute(
     cursor: Any, send: Callable[..., Any], query: Any, params: Any, kwargs: dict[str, Any]
 ) -> Any:
-    """Run ``query`` through ``send`` (the cursor's own ``execute``) with the tenant's path."""
+    """Run ``query`` with the tenant's path through ``send(cursor, query, params, **kwargs)``,
+    psycopg's own ``execute`` (a plain function: no bound method per statement)."""
     conn = cursor.connection
     status = conn.pgconn.transaction_status
     if kwargs:
         kwargs = {k: v for k, v in kwargs.items() if v is not None}  # psycopg: prepare=None
     if status == _INERROR or query == "":
-        return send(query, params, **kwargs)  # only ROLLBACK can run now / the pool's check
+        return send(cursor, query, params, **kwargs)  # only ROLLBACK can run now / the pool's check
     path = wanted_path(get_current_state())
     if status == _INTRANS and getattr(conn, "_ot_tx_path", None) == path:
-        return send(query, params, **kwargs)
+        return send(cursor, query, params, **kwargs)
     if (
         not isinstance(query, str)
         or kwargs
@@ -157,9 +158,9 @@ def _alone(
     conn = cursor.connection
     if not conn.autocommit:
         _set_in_transaction(cursor, path)
-        return send(query, params, **kwargs)
+        return send(cursor, query, params, **kwargs)
     if path == PUBLIC_PATH:
-        return send(query, params, **kwargs)  # the server's own default path
+        return send(cursor, query, params, **kwargs)  # the server's own default path
     raise TransactionPoolerUnsupported(
         f"{str(query)[:60]!r} cannot run inside a transaction, so it cannot carry the "
         f"tenant's SET LOCAL search_path behind a transaction pooler (POOLER = "

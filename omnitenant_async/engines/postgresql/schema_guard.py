@@ -70,7 +70,7 @@ def send_after(
     params: Any,
     checked: str | None,
 ) -> Any:
-    """``send(prefix + query)``: ``prefix`` is one statement and its ``"; "``, composed once.
+    """``send(cursor, prefix + query)``: ``prefix`` is a statement and ``"; "``, composed once.
 
     :func:`send_prefixed` for the statement every query carries behind a transaction pooler,
     without building the message from a list each time.
@@ -82,10 +82,10 @@ def send_after(
 def send_checked(
     cursor: Any, send: Callable[..., Any], query: str, params: Any, checked: str | None
 ) -> Any:
-    """``send(query, params)``, whose first of two statements checks ``checked``; then on to
+    """``send(cursor, query, params)``, whose first of two statements checks ``checked``; then on to
     the second statement's result."""
     try:
-        result = send(query, params)
+        result = send(cursor, query, params)
     except Exception as err:
         _failed(cursor, err, checked)
         raise

@@ -32,7 +32,7 @@ __all__ = ["PUBLIC_PATH", "Path", "PiggybackCursor", "apply", "can_piggyback", "
 def apply(connection: Any, *, piggyback: bool) -> None:
     """Make sure the next statement on ``connection`` runs with the current tenant's path."""
     connection._ot_pending = None
-    if local_path.enabled():
+    if get_config().POOLER == "transaction":  # local_path.enabled(), inlined
         return  # behind a transaction pooler every statement carries its own SET LOCAL
     path = wanted_path(get_current_state())
     switching = getattr(connection, "_ot_search_path", None) != path
@@ -115,8 +115,8 @@ class PiggybackCursor(_DjangoCursor):
     """
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        if local_path.enabled():
-            return local_path.execute(self, self._send, query, params, kwargs)
+        if get_config().POOLER == "transaction":  # local_path.enabled(), inlined
+            return local_path.execute(self, _DjangoCursor.execute, query, params, kwargs)
         conn = self.connection
         pending = getattr(conn, "_ot_pending", None)
         verify = getattr(conn, "_ot_verify", None)
@@ -135,7 +135,7 @@ class PiggybackCursor(_DjangoCursor):
         return result
 
     def _send(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        """psycopg's own ``execute``, for the transaction-pooler mode."""
+        """psycopg's own ``execute``, for a message this module composed."""
         return super().execute(query, params, **kwargs)
 
     def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:

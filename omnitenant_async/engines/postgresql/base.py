@@ -58,6 +58,8 @@ class DatabaseWrapper(_PostgresWrapper):
             else:
                 connection.close()
             raise
+        if connection.cursor_factory is pg.Cursor:  # a new connection (server-side binding: not)
+            connection.cursor_factory = search_path.PiggybackCursor
         if pool is not None:
             leases.track(self)  # returned to the pool if this thread ends holding it
         schema_guard.mark_checkout(connection)
@@ -83,12 +85,6 @@ class DatabaseWrapper(_PostgresWrapper):
             except psycopg.OperationalError:
                 continue
         return connection
-
-    def get_connection_params(self) -> dict[str, Any]:
-        params: dict[str, Any] = super().get_connection_params()
-        if params.get("cursor_factory") is pg.Cursor:
-            params["cursor_factory"] = search_path.PiggybackCursor
-        return params
 
     def create_cursor(self, name: str | None = None) -> Any:
         """Django's cursor, once the connection is on the tenant's path.

@@ -127,3 +127,42 @@ def test_table_list_matches_djangos_query() -> None:
         f"same relkinds), check tests/test_introspection.py, then add {fingerprint!r} to "
         "TABLE_LIST_SOURCES."
     )
+
+
+def _calls(func: Callable[..., Any]) -> list[str]:
+    """The ``self.<method>(...)`` calls of ``func``, in source order."""
+    calls = [
+        node
+        for node in ast.walk(_tree(func))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "self"
+    ]
+    return [c.func.attr for c in sorted(calls, key=lambda c: (c.lineno, c.col_offset))]  # type: ignore[attr-defined]
+
+
+def test_connect_builds_the_params_once_for_get_new_connection_only() -> None:
+    """The engine skips ``connect()``'s own ``get_connection_params()`` on a pooled alias
+    (engines/postgresql/base.py): it must be connect()'s first call of it, and its result
+    must go nowhere but to ``get_new_connection``, which must read it only when unpooled."""
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    connect = inspect.unwrap(BaseDatabaseWrapper.connect)
+    calls = _calls(connect)
+    assert calls.count("get_connection_params") == 1
+    assert calls.index("get_connection_params") < calls.index("get_new_connection")
+    names = [
+        n.id for n in ast.walk(_tree(connect)) if isinstance(n, ast.Name) and n.id == "conn_params"
+    ]
+    assert len(names) == 2, "connect() now uses conn_params for more than get_new_connection"
+    new = _tree(pg.DatabaseWrapper.get_new_connection)
+    reads = [
+        n for n in ast.walk(new)
+        if isinstance(n, ast.Name) and n.id == "conn_params" and isinstance(n.ctx, ast.Load)
+    ]  # fmt: skip
+    assert len(reads) == 1, "get_new_connection now reads conn_params outside Database.connect()"
+    pool_branch = next(
+        n for n in ast.walk(new) if isinstance(n, ast.If) and "pool" in ast.unparse(n.test)
+    )
+    assert "conn_params" not in ast.unparse(ast.Module(body=pool_branch.body, type_ignores=[]))

@@ -373,3 +373,56 @@ def test_schema_context_is_django_tenants_name_for_use_schema(tenants: dict[str,
         assert Marker.objects.get().tenant_id == "t03"
     with pytest.raises(InvalidTenantName):
         schema_context("pg_catalog")
+
+
+def test_pool_is_djangos_answer(single: DatabaseWrapper) -> None:
+    """The engine's faster ``pool`` gives what Django's property gives, pool or not."""
+    from django.db.backends.postgresql.base import DatabaseWrapper as Stock
+
+    stock_pool = Stock.pool.fget
+    assert single.pool is stock_pool(single) and single.pool is not None
+    options = single.settings_dict["OPTIONS"]
+    kept = options.pop("pool")
+    try:  # the pool still exists, but the options no longer ask for one
+        assert single.pool is None and stock_pool(single) is None
+    finally:
+        options["pool"] = kept
+    assert single.pool is stock_pool(single)
+
+
+def test_a_pooled_checkout_skips_only_connects_own_params(
+    single: DatabaseWrapper, tenants: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """connect() on a pooled alias does not build connect kwargs it would not use; a
+    ``connection_created`` receiver, and any other caller, still gets Django's."""
+    from django.db.backends.postgresql.base import DatabaseWrapper as Stock
+    from django.db.backends.signals import connection_created
+
+    single.ensure_connection()  # the pool exists from here on
+    single.close()
+    built: list[dict[str, Any]] = []
+    stock = Stock.get_connection_params
+
+    def counting(self: Any) -> dict[str, Any]:
+        built.append(params := stock(self))
+        return params
+
+    seen: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, connection: Any, **kwargs: Any) -> None:
+        if connection is single:
+            seen.append(connection.get_connection_params())
+
+    monkeypatch.setattr(Stock, "get_connection_params", counting)
+    connection_created.connect(receiver)
+    try:
+        for tenant_id in ("t01", "t02"):
+            with tenant_context(tenants[tenant_id]), single.cursor() as cursor:
+                cursor.execute("SELECT tenant_id FROM notes_marker")
+                assert cursor.fetchone() == (tenant_id,)
+            single.close()
+    finally:
+        connection_created.disconnect(receiver)
+    assert len(built) == 2 and built == seen  # the receivers' calls only, never connect()'s
+    assert seen[0]["dbname"] == single.settings_dict["NAME"]
+    assert single.get_connection_params()["dbname"] == single.settings_dict["NAME"]

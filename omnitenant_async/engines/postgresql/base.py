@@ -41,6 +41,40 @@ forks.on_fork(_forget_pools)
 
 class DatabaseWrapper(_PostgresWrapper):
     introspection_class = DatabaseIntrospection
+    _ot_connecting = False  # set by connect() for its own get_connection_params() call
+
+    @property
+    def pool(self) -> Any:
+        """Django's ``pool``, answered from the dict of pools once this alias has one.
+
+        Django's property reads the options and the dict twice on each of its ~7 reads per
+        request; the answer is the same whenever the pool exists and the options ask for one.
+        """
+        pool = self._connection_pools.get(self.alias)
+        if pool is not None and self.settings_dict["OPTIONS"].get("pool"):
+            return pool
+        return _PostgresWrapper.pool.fget(self)
+
+    def connect(self) -> None:
+        self._ot_connecting = True
+        try:
+            super().connect()
+        finally:
+            self._ot_connecting = False
+
+    def get_connection_params(self) -> dict[str, Any]:
+        """Django's, except for ``connect()``'s own call on a pooled alias: ``{}``.
+
+        ``connect()`` builds the connect kwargs on every checkout (~150 bytecodes) and hands
+        them to ``get_new_connection()``, which takes a pooled connection instead; the pool
+        was made from a real set when it was created. Every other caller gets Django's.
+        """
+        if self._ot_connecting:
+            self._ot_connecting = False  # only the first call, connect()'s, is skipped
+            if self._connection_pools.get(self.alias) is not None and self.pool is not None:
+                return {}
+        params: dict[str, Any] = super().get_connection_params()
+        return params
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         pool = self.pool  # a property that looks the pool up: read once per checkout

@@ -379,7 +379,7 @@ def test_pool_is_djangos_answer(single: DatabaseWrapper) -> None:
     """The engine's faster ``pool`` gives what Django's property gives, pool or not."""
     from django.db.backends.postgresql.base import DatabaseWrapper as Stock
 
-    stock_pool = Stock.pool.fget
+    stock_pool = Stock.__dict__["pool"].fget
     assert single.pool is stock_pool(single) and single.pool is not None
     options = single.settings_dict["OPTIONS"]
     kept = options.pop("pool")

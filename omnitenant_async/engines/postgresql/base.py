@@ -71,7 +71,8 @@ class DatabaseWrapper(_PostgresWrapper):
         """
         if self._ot_connecting:
             self._ot_connecting = False  # only the first call, connect()'s, is skipped
-            if self._connection_pools.get(self.alias) is not None and self.pool is not None:
+            pooled = self.settings_dict["OPTIONS"].get("pool")  # what self.pool reads
+            if pooled and self._connection_pools.get(self.alias) is not None:
                 return {}
         params: dict[str, Any] = super().get_connection_params()
         return params

@@ -84,13 +84,20 @@ def direct_dsn() -> str:
     return conninfo(DB_TENANCY)
 
 
-#: ``--against``: what the second server is (the first is always plain Django).
-AGAINST = ("engine", "engine-one-host", "plain")
+#: ``--against``: what the second server is (the first is always plain Django). Besides the
+#: engine over 50 tenants or one, and plain Django again (the method's own bias), three steps
+#: from plain Django to the engine: plain Django's project on the engine in session mode (its
+#: Python layer alone) and in transaction mode (a ``SET LOCAL`` per statement too, both on the
+#: public path), and the engine with one tenant made current by ``bench.fixed_tenant`` instead
+#: of ``TenantMiddleware`` (everything but the middleware).
+AGAINST = (
+    "engine", "engine-one-host", "plain", "backend-session", "backend-transaction",
+    "engine-fixed-tenant",
+)  # fmt: skip
 
 
 def build_variants(bouncer_port: str, against: str = "engine") -> list[Variant]:
-    """Plain Django, and the engine over 50 tenants (or over one, or plain Django again: the
-    method's own bias, which should be 1.00)."""
+    """Plain Django, and the second server ``against`` names (see :data:`AGAINST`)."""
     py = sys.executable
     app = "bench.asgi:application"
     env = {
@@ -102,9 +109,20 @@ def build_variants(bouncer_port: str, against: str = "engine") -> list[Variant]:
                     ["localhost"], {**env, "OMNITENANT_BENCH_VARIANT": "plain"})  # fmt: skip
     if against == "plain":
         second = dataclasses.replace(plain, key="pooler-engine", label="plain Django again")
+    elif against.startswith("backend-"):
+        mode = against.removeprefix("backend-")
+        backend_env = {
+            **env,
+            "DJANGO_SETTINGS_MODULE": "bench.backend_settings",
+            "OMNITENANT_BENCH_POOLER": mode,
+        }
+        label = f'plain Django\'s project on the engine, POOLER = "{mode}"'
+        second = dataclasses.replace(plain, key="pooler-engine", env=backend_env, label=label)
     else:
-        hosts = TENANT_HOSTS[:1] if against == "engine-one-host" else TENANT_HOSTS
+        hosts = TENANT_HOSTS if against == "engine" else TENANT_HOSTS[:1]
         engine_env = {**env, "OMNITENANT_BENCH_VARIANT": "engine"}
+        if against == "engine-fixed-tenant":
+            engine_env["OMNITENANT_BENCH_FIXED_TENANT"] = "1"
         second = Variant("pooler-engine", 'schema engine, POOLER = "transaction"', py, app,
                          ROOT, DB_TENANCY, hosts, engine_env)  # fmt: skip
     return [plain, second]
@@ -326,8 +344,8 @@ def parse_args(argv: list[str]) -> Bench:
     )  # fmt: skip
     p.add_argument(
         "--against", choices=AGAINST, default="engine",
-        help="The second server: the engine over 50 tenants (default), over one, or plain "
-        "Django again (the method's own bias).",
+        help="The second server: the engine over 50 tenants (default), over one, plain "
+        "Django again (the method's own bias), or a step between them (AGAINST).",
     )  # fmt: skip
     ns = p.parse_args(argv)
     return Bench(

@@ -3,7 +3,8 @@
 ``OMNITENANT_BENCH_VARIANT=plain``: ``bench.plain_settings`` (stock Django backend); otherwise
 ``bench.tenant_settings`` (the schema engine) with ``POOLER = "transaction"`` and the
 invalidation listener on a direct connection (``OMNITENANT_INVALIDATION_DSN``, which the
-bench sets). Both serve ``bench.pooler_urls`` and disable server-side cursors, as
+bench sets). ``OMNITENANT_BENCH_FIXED_TENANT=1`` puts ``bench.fixed_tenant`` in place of
+``TenantMiddleware``. Both serve ``bench.pooler_urls`` and disable server-side cursors, as
 PgBouncer's transaction mode requires.
 """
 
@@ -26,3 +27,8 @@ else:
 
 ROOT_URLCONF = "bench.pooler_urls"
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+if os.environ.get("OMNITENANT_BENCH_FIXED_TENANT"):  # --against engine-fixed-tenant
+    MIDDLEWARE = [
+        "bench.fixed_tenant.FixedTenantMiddleware",
+        "django.middleware.common.CommonMiddleware",
+    ]

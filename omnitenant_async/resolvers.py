@@ -195,7 +195,7 @@ class BaseTenantResolver:
         """What :meth:`aresolve` would return, if the registry has it now; else ``None``.
 
         The middleware tries this first: a warm tenant then costs no coroutine. A resolver
-        with a lookup of its own (``resolve``/``aresolve`` overridden) always answers ``None``.
+        with a lookup of its own (``aresolve`` overridden) always answers ``None``.
         """
         if type(self).aresolve is not BaseTenantResolver.aresolve:
             return None

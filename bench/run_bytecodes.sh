@@ -14,11 +14,7 @@ here="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 # shellcheck source=../scripts/lib.sh
 source "$here/../scripts/lib.sh"
 bench_prelude
-[[ -n ${OMNITENANT_PGBOUNCER_TX_PORT:-} ]] || start_pgbouncer transaction
-if [[ -z ${OMNITENANT_PGBOUNCER_TX_PORT:-} ]]; then
-    ot_err "pgbouncer is required (apt-get install pgbouncer)"
-    exit 1
-fi
+bench_pgbouncer
 export OMNITENANT_BENCH_COMMAND="bench/run_bytecodes.sh${*:+ $*}"
 
 # Not exec: the EXIT trap of lib.sh must still stop PgBouncer and PostgreSQL afterwards.

@@ -10,6 +10,7 @@ not accepted always goes through ``get_host()``, which raises its own ``Disallow
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.conf import settings
@@ -24,8 +25,13 @@ HOST_SETTINGS = frozenset({"ALLOWED_HOSTS", "DEBUG", "USE_X_FORWARDED_HOST"})
 MAX_REMEMBERED = 1024
 
 _accepted: set[str] = set()
-_forwarded: list[bool] = []  # [settings.USE_X_FORWARDED_HOST], read once
 _stock_get_host = HttpRequest.get_host
+
+
+@functools.cache
+def _forwarded() -> bool:
+    """``settings.USE_X_FORWARDED_HOST``, read once (until :func:`forget`)."""
+    return bool(settings.USE_X_FORWARDED_HOST)
 
 
 def request_host(request: HttpRequest) -> str:
@@ -48,9 +54,7 @@ def request_host(request: HttpRequest) -> str:
 
 def _raw_header(meta: Any) -> str | None:
     """The header ``get_host()`` reads (``None``: it falls back to ``SERVER_NAME``)."""
-    if not _forwarded:
-        _forwarded.append(bool(settings.USE_X_FORWARDED_HOST))
-    if _forwarded[0] and "HTTP_X_FORWARDED_HOST" in meta:
+    if _forwarded() and "HTTP_X_FORWARDED_HOST" in meta:
         return meta["HTTP_X_FORWARDED_HOST"]  # type: ignore[no-any-return]
     return meta.get("HTTP_HOST")  # type: ignore[no-any-return]
 
@@ -58,7 +62,7 @@ def _raw_header(meta: Any) -> str | None:
 def forget() -> None:
     """Validate every host again (a setting changed)."""
     _accepted.clear()
-    _forwarded.clear()
+    _forwarded.cache_clear()
 
 
 @receiver(setting_changed)

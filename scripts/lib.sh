@@ -11,6 +11,7 @@
 #   start_pgbouncer transaction    # throwaway PgBouncer in front of OMNITENANT_PG; exports
 #                                  # OMNITENANT_PGBOUNCER_TX_PORT (session: ..._SESSION_PORT)
 #   bench_prelude                  # a benchmark's .venv, wrk and PostgreSQL (bench/run_*.sh)
+#   bench_pgbouncer                # ... and a PgBouncer in transaction mode in front of it
 #
 # Everything started here is stopped by `cleanup`, which is installed as the EXIT/INT/TERM
 # trap. It only stops processes whose pids it recorded, and only removes the temp dirs it made.
@@ -412,6 +413,16 @@ bench_prelude() {
     fi
     [[ -n ${OMNITENANT_PG_PORT:-} ]] || start_postgres OMNITENANT_PG
     export OMNITENANT_PGUSER="${OMNITENANT_PGUSER:-postgres}"
+}
+
+# bench_pgbouncer: a PgBouncer in transaction mode in front of the benchmark's PostgreSQL
+# (after bench_prelude), unless OMNITENANT_PGBOUNCER_TX_PORT is set; exit 1 if there is none.
+bench_pgbouncer() {
+    [[ -n ${OMNITENANT_PGBOUNCER_TX_PORT:-} ]] || start_pgbouncer transaction
+    if [[ -z ${OMNITENANT_PGBOUNCER_TX_PORT:-} ]]; then
+        ot_err "pgbouncer is required (apt-get install pgbouncer)"
+        exit 1
+    fi
 }
 
 # --------------------------------------------------------------------------------------------

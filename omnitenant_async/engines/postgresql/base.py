@@ -50,10 +50,15 @@ class DatabaseWrapper(_PostgresWrapper):
         Django's property reads the options and the dict twice on each of its ~7 reads per
         request; the answer is the same whenever the pool exists and the options ask for one.
         """
+        pool = self._existing_pool()
+        return pool if pool is not None else _PostgresWrapper.pool.fget(self)
+
+    def _existing_pool(self) -> Any:
+        """This alias's pool if it exists and the options still ask for one, else ``None``."""
         pool = self._connection_pools.get(self.alias)
         if pool is not None and self.settings_dict["OPTIONS"].get("pool"):
             return pool
-        return _PostgresWrapper.pool.fget(self)
+        return None
 
     def connect(self) -> None:
         self._ot_connecting = True
@@ -71,8 +76,7 @@ class DatabaseWrapper(_PostgresWrapper):
         """
         if self._ot_connecting:
             self._ot_connecting = False  # only the first call, connect()'s, is skipped
-            pooled = self.settings_dict["OPTIONS"].get("pool")  # what self.pool reads
-            if pooled and self._connection_pools.get(self.alias) is not None:
+            if self._existing_pool() is not None:
                 return {}
         params: dict[str, Any] = super().get_connection_params()
         return params

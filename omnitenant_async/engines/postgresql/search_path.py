@@ -32,7 +32,7 @@ __all__ = ["PUBLIC_PATH", "Path", "PiggybackCursor", "apply", "can_piggyback", "
 def apply(connection: Any, *, piggyback: bool) -> None:
     """Make sure the next statement on ``connection`` runs with the current tenant's path."""
     connection._ot_pending = None
-    if get_config().POOLER == "transaction":  # local_path.enabled(), inlined
+    if local_path.enabled():
         return  # behind a transaction pooler every statement carries its own SET LOCAL
     path = wanted_path(get_current_state())
     switching = getattr(connection, "_ot_search_path", None) != path
@@ -115,7 +115,7 @@ class PiggybackCursor(_DjangoCursor):
     """
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        if get_config().POOLER == "transaction":  # local_path.enabled(), inlined
+        if local_path.enabled():
             return local_path.execute(self, _DjangoCursor.execute, query, params, kwargs)
         conn = self.connection
         pending = getattr(conn, "_ot_pending", None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -388,6 +388,31 @@ def test_pool_is_djangos_answer(single: DatabaseWrapper) -> None:
     finally:
         options["pool"] = kept
     assert single.pool is stock_pool(single)
+
+
+def test_pool_while_a_connection_is_held_is_the_one_it_came_from(single: DatabaseWrapper) -> None:
+    """While a pooled connection is held, ``pool`` is its pool without a lookup; once it is
+    given back (or the pool closed), Django's answer again."""
+    from django.db.backends.postgresql.base import DatabaseWrapper as Stock
+
+    stock_pool = Stock.__dict__["pool"].fget
+    single.ensure_connection()
+    held = cast(Any, single.connection)._pool
+    assert held is not None and single.pool is held is stock_pool(single)
+    options = single.settings_dict["OPTIONS"]
+    kept = options.pop("pool")
+    try:  # the options changed under a held connection: it still goes back to its pool
+        assert single.pool is held
+        single.close()
+        assert single.connection is None and held.closed is False
+        assert single.pool is None and stock_pool(single) is None
+    finally:
+        options["pool"] = kept
+    single.ensure_connection()
+    assert single.pool is cast(Any, single.connection)._pool is stock_pool(single)
+    single.close_pool()  # Django's: closes the alias's pool; the next read makes a new one
+    assert single.pool is not held and single.pool is stock_pool(single)
+    single.close()
 
 
 def test_a_pooled_checkout_skips_only_connects_own_params(

@@ -42,16 +42,23 @@ forks.on_fork(_forget_pools)
 class DatabaseWrapper(_PostgresWrapper):
     introspection_class = DatabaseIntrospection
     _ot_connecting = False  # set by connect() for its own get_connection_params() call
+    _ot_checked_out: Any = None  # the pool of the connection held now (see ``pool``)
 
     @property
     def pool(self) -> Any:
-        """Django's ``pool``, answered from the dict of pools once this alias has one.
+        """Django's ``pool``, without looking it up again while a pooled connection is held.
 
-        Django's property reads the options and the dict twice on each of its ~7 reads per
-        request; the answer is the same whenever the pool exists and the options ask for one.
+        Django's property reads the options and the dict of pools twice on each of its ~7
+        reads per request. While this wrapper holds a connection from the pool, the answer is
+        that pool (Django puts the connection back to it whatever the dict says since); else
+        it is the dict's pool once the alias has one and the options still ask for it.
         """
-        pool = self._existing_pool()
-        return pool if pool is not None else _PostgresWrapper.pool.fget(self)
+        pool = self._ot_checked_out
+        if pool is None:
+            pool = self._existing_pool()
+            if pool is None:
+                return _PostgresWrapper.pool.fget(self)
+        return pool
 
     def _existing_pool(self) -> Any:
         """This alias's pool if it exists and the options still ask for one, else ``None``."""
@@ -82,7 +89,16 @@ class DatabaseWrapper(_PostgresWrapper):
         return params
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
-        pool = self.pool  # a property that looks the pool up: read once per checkout
+        self._ot_checked_out = None  # looked up afresh for each checkout
+        # Django reads ``pool`` three more times while checking out: they get this one.
+        pool = self._ot_checked_out = self.pool
+        try:
+            return self._checkout(conn_params, pool)
+        except BaseException:
+            self._ot_checked_out = None
+            raise
+
+    def _checkout(self, conn_params: dict[str, Any], pool: Any) -> Any:
         connection = super().get_new_connection(conn_params)
         if pool is not None and not self.settings_dict["CONN_HEALTH_CHECKS"]:
             try:
@@ -156,4 +172,12 @@ class DatabaseWrapper(_PostgresWrapper):
 
     def _close(self) -> Any:
         search_path.release(self.connection)
-        return super()._close()
+        try:
+            return super()._close()
+        finally:
+            self._ot_checked_out = None
+
+    def close_pool(self) -> None:
+        """Django's: close this alias's pool; the next ``pool`` read makes a new one."""
+        self._ot_checked_out = None
+        super().close_pool()

@@ -188,3 +188,15 @@ def test_a_connection_shared_with_other_threads_stays_open_when_its_thread_ends(
 def in_use(pool: Any) -> int:
     stats = pool.get_stats()
     return int(stats["pool_size"] - stats["pool_available"])
+
+
+def test_a_new_thread_reads_no_leases_without_an_error() -> None:
+    """Each request's thread asks for its leases once: ``None`` from the class, not an
+    ``AttributeError`` raised and dropped (a threading.local miss costs one)."""
+    from omnitenant_async.engines import leases
+
+    seen: list[object] = []
+    thread = threading.Thread(target=lambda: seen.append(leases._local.leases))
+    thread.start()
+    thread.join()
+    assert seen == [None]

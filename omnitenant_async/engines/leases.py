@@ -37,12 +37,19 @@ class _Leases:
             release(wrapper)
 
 
-_local = threading.local()
+class _ThreadLeases(threading.local):
+    """``leases`` is ``None`` in a thread that has none yet: read without an AttributeError
+    raised and dropped (what ``getattr(local, name, None)`` costs on each new thread)."""
+
+    leases: _Leases | None = None
+
+
+_local = _ThreadLeases()
 
 
 def track(wrapper: Any) -> None:
     """Remember ``wrapper``: its connection goes back to the pool when this thread ends."""
-    leases = getattr(_local, "leases", None)
+    leases = _local.leases
     if leases is None:
         leases = _local.leases = _Leases()
     leases.wrappers[id(wrapper)] = wrapper

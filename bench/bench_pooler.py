@@ -66,6 +66,7 @@ from bench.harness import (
     round_order,
     run_wrk,
     seed_ours,
+    thread_cpu,
     versions,
     wrk_with_cpu,
 )
@@ -186,6 +187,8 @@ class TogetherRound(TypedDict):
     plain_cpu_ms: float
     engine_cpu_ms: float
     cpu_ratio: float
+    plain_loop_ms: float
+    engine_loop_ms: float
     errors: int
 
 
@@ -198,10 +201,15 @@ def together_rounds(bench: Bench, servers: Servers) -> list[TogetherRound]:
         for r in range(1, bench.rounds + 1):
             list(pool.map(run_wrk, [half.wrk(s, bench.warmup) for s in (plain, engine)]))
             before = [proc_cpu(s.pid) for s in (plain, engine)]
+            loop_before = [thread_cpu(s.pid) for s in (plain, engine)]
             p, e = pool.map(run_wrk, [half.wrk(s, bench.duration) for s in (plain, engine)])
             cpu = [
                 1000 * (proc_cpu(s.pid) - b) / max(res["requests"], 1)
                 for s, b, res in zip((plain, engine), before, (p, e), strict=True)
+            ]
+            loop = [  # the event loop's thread; the rest is the threads of sync work
+                1000 * (thread_cpu(s.pid) - b) / max(res["requests"], 1)
+                for s, b, res in zip((plain, engine), loop_before, (p, e), strict=True)
             ]
             rounds.append(
                 {
@@ -212,6 +220,8 @@ def together_rounds(bench: Bench, servers: Servers) -> list[TogetherRound]:
                     "plain_cpu_ms": cpu[0],
                     "engine_cpu_ms": cpu[1],
                     "cpu_ratio": cpu[1] / cpu[0],
+                    "plain_loop_ms": loop[0],
+                    "engine_loop_ms": loop[1],
                     "errors": p["errors_total"] + e["errors_total"],
                 }
             )
@@ -233,20 +243,28 @@ def report_together(meta: Meta, rounds: list[TogetherRound]) -> str:
         f"warm-up each). Pool `{meta['pool']}`, PgBouncer {meta['pgbouncer']} (transaction "
         f"mode, `default_pool_size = {meta['bouncer_pool']}`). Versions: {meta['versions']}.",
         "",
-        "| window | plain req/s | engine req/s | ratio | plain CPU ms/req | engine CPU ms/req "
-        "| CPU ratio | errors |",
+        "| window | plain req/s | engine req/s | ratio | plain CPU ms/req (loop thread) | "
+        "engine CPU ms/req (loop thread) | CPU ratio | errors |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {r['round']} | {r['plain_rps']:.0f} | {r['engine_rps']:.0f} | {r['ratio']:.3f} | "
-        f"{r['plain_cpu_ms']:.2f} | {r['engine_cpu_ms']:.2f} | {r['cpu_ratio']:.3f} | "
-        f"{r['errors']} |"
+        f"{r['plain_cpu_ms']:.2f} ({r['plain_loop_ms']:.2f}) | {r['engine_cpu_ms']:.2f} "
+        f"({r['engine_loop_ms']:.2f}) | {r['cpu_ratio']:.3f} | {r['errors']} |"
         for r in rounds
+    ]
+    loop = [r["engine_loop_ms"] / r["plain_loop_ms"] for r in rounds if r["plain_loop_ms"]]
+    rest = [
+        (r["engine_cpu_ms"] - r["engine_loop_ms"]) / (r["plain_cpu_ms"] - r["plain_loop_ms"])
+        for r in rounds
+        if r["plain_cpu_ms"] > r["plain_loop_ms"]
     ]
     lines += [
         "",
         f"Median ratio **{statistics.median(ratios):.3f}** ({min(ratios):.3f}-"
-        f"{max(ratios):.3f}); median CPU ratio {statistics.median(cpu):.3f}.",
+        f"{max(ratios):.3f}); median CPU ratio {statistics.median(cpu):.3f}: the event "
+        f"loop's thread {statistics.median(loop or [0.0]):.3f}, the threads of sync work "
+        f"(ORM, psycopg) {statistics.median(rest or [0.0]):.3f}.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -68,6 +68,16 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def thread_cpu(pid: int, tid: int | None = None) -> float:
+    """User + system CPU seconds of one thread of ``pid`` (its main thread by default)."""
+    try:
+        with open(f"/proc/{pid}/task/{tid or pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def machine_cpu() -> tuple[float, float]:
     """(busy, steal) CPU seconds of the whole machine since boot."""
     with open("/proc/stat") as fh:

@@ -69,6 +69,7 @@ class DatabaseWrapper(_PostgresWrapper):
 
     def connect(self) -> None:
         self._ot_connecting = True
+        self._ot_checked_out = None  # looked up afresh for each checkout
         try:
             super().connect()
         finally:
@@ -83,15 +84,16 @@ class DatabaseWrapper(_PostgresWrapper):
         """
         if self._ot_connecting:
             self._ot_connecting = False  # only the first call, connect()'s, is skipped
-            if self._existing_pool() is not None:
+            pool = self._existing_pool()
+            if pool is not None:
+                self._ot_checked_out = pool  # the pool get_new_connection() will take from
                 return {}
         params: dict[str, Any] = super().get_connection_params()
         return params
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
-        self._ot_checked_out = None  # looked up afresh for each checkout
         # Django reads ``pool`` three more times while checking out: they get this one.
-        pool = self._ot_checked_out = self.pool
+        pool = self._ot_checked_out = self.pool  # connect() found it already, if pooled
         try:
             return self._checkout(conn_params, pool)
         except BaseException:

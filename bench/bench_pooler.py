@@ -58,6 +58,7 @@ from bench.harness import (
     add_quiet_arguments,
     describe_load,
     log,
+    main_thread_cpu,
     paired,
     paired_summary,
     preflight,
@@ -66,7 +67,6 @@ from bench.harness import (
     round_order,
     run_wrk,
     seed_ours,
-    thread_cpu,
     versions,
     wrk_with_cpu,
 )
@@ -201,14 +201,14 @@ def together_rounds(bench: Bench, servers: Servers) -> list[TogetherRound]:
         for r in range(1, bench.rounds + 1):
             list(pool.map(run_wrk, [half.wrk(s, bench.warmup) for s in (plain, engine)]))
             before = [proc_cpu(s.pid) for s in (plain, engine)]
-            loop_before = [thread_cpu(s.pid) for s in (plain, engine)]
+            loop_before = [main_thread_cpu(s.pid) for s in (plain, engine)]
             p, e = pool.map(run_wrk, [half.wrk(s, bench.duration) for s in (plain, engine)])
             cpu = [
                 1000 * (proc_cpu(s.pid) - b) / max(res["requests"], 1)
                 for s, b, res in zip((plain, engine), before, (p, e), strict=True)
             ]
             loop = [  # the event loop's thread; the rest is the threads of sync work
-                1000 * (thread_cpu(s.pid) - b) / max(res["requests"], 1)
+                1000 * (main_thread_cpu(s.pid) - b) / max(res["requests"], 1)
                 for s, b, res in zip((plain, engine), loop_before, (p, e), strict=True)
             ]
             rounds.append(

@@ -60,18 +60,18 @@ def log(msg: str, who: str = "bench") -> None:
 
 def proc_cpu(pid: int) -> float:
     """User + system CPU seconds of a process (all its threads); 0 if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return _stat_cpu(f"/proc/{pid}/stat")
 
 
-def thread_cpu(pid: int, tid: int | None = None) -> float:
-    """User + system CPU seconds of one thread of ``pid`` (its main thread by default)."""
+def main_thread_cpu(pid: int) -> float:
+    """User + system CPU seconds of the main thread of ``pid`` (uvicorn's event loop)."""
+    return _stat_cpu(f"/proc/{pid}/task/{pid}/stat")
+
+
+def _stat_cpu(path: str) -> float:
+    """utime + stime of a ``/proc`` stat file, in seconds; 0 if it is gone."""
     try:
-        with open(f"/proc/{pid}/task/{tid or pid}/stat") as fh:
+        with open(path) as fh:
             fields = fh.read().rpartition(")")[2].split()
     except OSError:
         return 0.0
